@@ -1,0 +1,3 @@
+# Sourced by every StreamGuard script: no telemetry, no model-hub access.
+export DO_NOT_TRACK=true KEDRO_DISABLE_TELEMETRY=true MLFLOW_DISABLE_TELEMETRY=true
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 TOKENIZERS_PARALLELISM=false

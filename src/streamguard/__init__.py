@@ -1,0 +1,7 @@
+"""StreamGuard: function-level vulnerability detection for C code."""
+
+from streamguard.offline import enforce_offline
+
+enforce_offline()
+
+__version__ = "0.1.0"

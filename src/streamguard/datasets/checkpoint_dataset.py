@@ -1,0 +1,49 @@
+"""Torch checkpoints as a catalog dataset: atomic writes, safe (weights-only) loads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from kedro.io import AbstractDataset
+
+from streamguard.datasets._files import missing_artefact
+
+
+class TorchCheckpointDataset(AbstractDataset[dict, "dict | None"]):
+    """A checkpoint dict (model state, optimizer, scheduler, RNG, epoch, config) in one ``.pt`` file.
+
+    With ``allow_missing`` a missing file loads as ``None`` (after a warning saying how to produce
+    it), so a consumer such as fusion can degrade instead of crashing.
+    """
+
+    def __init__(
+        self,
+        filepath: str,
+        allow_missing: bool = False,
+        how_to_produce: str = "",
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._filepath = Path(filepath)
+        self._allow_missing = allow_missing
+        self._how_to_produce = how_to_produce
+        self.metadata = metadata
+
+    def load(self) -> dict | None:
+        from streamguard.training.checkpoint import safe_torch_load
+
+        if self._allow_missing and not self._filepath.exists():
+            missing_artefact(self._filepath, "Checkpoint", self._how_to_produce)
+            return None
+        return safe_torch_load(self._filepath)
+
+    def save(self, data: dict) -> None:
+        from streamguard.training.checkpoint import atomic_torch_save
+
+        atomic_torch_save(data, self._filepath)
+
+    def _exists(self) -> bool:
+        return self._filepath.exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath), "allow_missing": self._allow_missing}

@@ -1,0 +1,119 @@
+"""Score arbitrary C functions with a trained track: every seed's checkpoint, logits averaged.
+
+Used by ``streamguard scan`` and the MLflow model. Models are loaded once per scorer; functions
+are scored in batches, so no model is reloaded per function.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+TRACKS = ("fusion", "transformer", "gnn")
+
+
+class ScorerUnavailableError(RuntimeError):
+    """No trained artefacts for the requested track; the message says how to produce them."""
+
+
+class EnsembleScorer:
+    """P(vulnerable) from the mean logits of a track's seed checkpoints."""
+
+    def __init__(
+        self, track: str, checkpoints: Sequence[Mapping[str, Any]], threshold: float, description: str = "", chunk_size: int = 2048
+    ) -> None:
+        if track not in TRACKS:
+            raise ValueError(f"track must be one of {TRACKS}, got {track!r}")
+        if not checkpoints:
+            raise ScorerUnavailableError(f"no {track} checkpoints to score with")
+        self.track, self.checkpoints, self.threshold = track, list(checkpoints), float(threshold)
+        self.description = description or f"{track} ensemble of {len(self.checkpoints)} seed(s)"
+        self.chunk_size = chunk_size
+
+    def score_codes(self, codes: Sequence[str]) -> np.ndarray:
+        from streamguard.metrics import probabilities_from_logits
+
+        if not codes:
+            return np.zeros(0)
+        scores = []
+        for start in range(0, len(codes), self.chunk_size):
+            chunk = list(codes[start : start + self.chunk_size])
+            logits = np.mean([self._seed_logits(checkpoint, chunk) for checkpoint in self.checkpoints], axis=0)
+            scores.append(probabilities_from_logits(logits))
+        return np.concatenate(scores)
+
+    def score(self, functions: Sequence[Any]) -> np.ndarray:
+        """Scores for objects with a ``code`` attribute (scan's FunctionRecord)."""
+        return self.score_codes([function.code for function in functions])
+
+    def _seed_logits(self, checkpoint: Mapping[str, Any], codes: list[str]) -> np.ndarray:
+        frame = pd.DataFrame({"idx": np.arange(len(codes)), "func": codes, "target": np.zeros(len(codes), dtype=np.int64)})
+        if self.track == "transformer":
+            from streamguard.tracks.transformer import transformer_logits
+
+            table = transformer_logits(checkpoint, frame)
+        else:
+            graphs = self._graphs(checkpoint, codes)
+            if self.track == "gnn":
+                from streamguard.tracks.gnn import gnn_logits
+
+                table = gnn_logits(checkpoint, graphs, frame)
+            else:
+                from streamguard.tracks.fusion import fusion_logits
+
+                table = fusion_logits(checkpoint, frame, graphs)
+        return table[["logit_0", "logit_1"]].to_numpy()
+
+    @staticmethod
+    def _graphs(checkpoint: Mapping[str, Any], codes: list[str]) -> list:
+        from streamguard.graphs import GraphConfig, build_graphs
+
+        model = checkpoint["model"]
+        graph_config = model.get("graph_config") or model["branch_checkpoints"].get("gnn", {}).get("model", {}).get("graph_config")
+        return build_graphs(codes, GraphConfig.from_dict(dict(graph_config or {})))
+
+
+def load_scorer(project_dir: str | Path = ".", track: str = "fusion", model_uri: str | None = None) -> EnsembleScorer:
+    """The scorer for ``track`` from a Kedro project's catalog (or an MLflow model URI)."""
+    if model_uri:
+        import mlflow
+
+        return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().scorer
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    from streamguard.pipeline_registry import configured_seeds
+
+    project_dir = Path(project_dir).resolve()
+    if not (project_dir / "conf").is_dir():
+        raise ScorerUnavailableError(f"{project_dir} is not a StreamGuard project (no conf/); pass --project-dir")
+    bootstrap_project(project_dir)
+    with KedroSession.create(project_path=project_dir) as session:
+        catalog = session.load_context().catalog
+        seeds = configured_seeds(project_dir / "conf")
+        checkpoints = [c for c in (catalog.load(f"{track}.seed_{seed}.checkpoint") for seed in seeds) if c is not None]
+        if not checkpoints:
+            raise ScorerUnavailableError(
+                f"no trained {track} checkpoints in {project_dir}/data/06_models for seeds {seeds}. "
+                f"Train them with `kedro run` (or `kedro run --pipeline {track}`) first."
+            )
+        threshold = _validation_threshold(catalog, track)
+    return EnsembleScorer(
+        track, checkpoints, threshold, description=f"{track} ensemble of {len(checkpoints)} seed(s) from {project_dir}"
+    )
+
+
+def _validation_threshold(catalog: Any, track: str) -> float:
+    """The ensemble's validation-chosen threshold; 0.5 (with a warning) before any ensemble run."""
+    name = f"{track}.ensemble_metrics"
+    if catalog.exists(name):
+        return float(catalog.load(name)["best_threshold_by_f1"])
+    logger.warning("%s not found: using threshold 0.5. Run `kedro run --pipeline ensemble` for a validation-chosen one.", name)
+    return 0.5

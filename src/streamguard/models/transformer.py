@@ -1,0 +1,319 @@
+"""Transformer backbone: pretrained RoBERTa-family encoders or tiny/small ones built from scratch.
+
+``tiny``/``small`` need nothing from the network: a byte-level BPE tokenizer is trained on the
+training split and a RobertaModel is built from config. Anything else (the codebert /
+graphcodebert / unixcoder aliases, a hub id, a local directory) goes through
+``AutoTokenizer``/``AutoModel.from_pretrained`` from local files or the HF cache.
+
+``transformers`` is imported inside functions: importing this module costs torch only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from streamguard.training.batching import pad_token_batch
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerFast
+
+logger = logging.getLogger(__name__)
+
+BACKBONE_ALIASES = {
+    "codebert": "microsoft/codebert-base",
+    "graphcodebert": "microsoft/graphcodebert-base",
+    "unixcoder": "microsoft/unixcoder-base",
+}
+SCRATCH_SIZES = {
+    "tiny": dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2, intermediate_size=512),
+    "small": dict(num_hidden_layers=4, hidden_size=256, num_attention_heads=4, intermediate_size=1024),
+}
+SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")  # RoBERTa's, so <pad> = 1 as in RobertaConfig
+# RoBERTa numbers positions from pad_token_id + 1, so two position embeddings are not usable.
+_ROBERTA_POSITION_OFFSET_TYPES = {"roberta", "xlm-roberta", "camembert", "longformer", "roberta-prelayernorm"}
+
+
+class BackboneUnavailableError(ValueError):
+    """A pretrained backbone cannot be loaded (offline, not cached, bad path); the message says how to fix it."""
+
+
+def train_bpe_tokenizer(
+    texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2, model_max_length: int | None = None
+) -> PreTrainedTokenizerFast:
+    """Byte-level BPE (as RoBERTa's) trained on ``texts``, wrapped as a fast tokenizer.
+
+    Special tokens are RoBERTa's (``<s>`` 0, ``<pad>`` 1, ``</s>`` 2, ``<unk>`` 3, ``<mask>`` 4) and
+    every encoding is wrapped as ``<s> ... </s>``, so truncation keeps the closing ``</s>``.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import AddedToken, PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=int(vocab_size),
+        min_frequency=int(min_frequency),
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator((str(text) for text in texts), trainer=trainer)
+    tokenizer.post_processor = processors.RobertaProcessing(
+        ("</s>", tokenizer.token_to_id("</s>")), ("<s>", tokenizer.token_to_id("<s>")), add_prefix_space=False
+    )
+    extra = {"model_max_length": int(model_max_length)} if model_max_length else {}
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token="<s>",
+        eos_token="</s>",
+        cls_token="<s>",
+        sep_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token=AddedToken("<mask>", lstrip=True, special=True),
+        **extra,
+    )
+
+
+def usable_max_length(config: Any, requested: int) -> int:
+    """The longest input the encoder can embed: ``max_position_embeddings`` (minus 2 for RoBERTa-family)."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if not positions:
+        return int(requested)
+    if getattr(config, "model_type", None) in _ROBERTA_POSITION_OFFSET_TYPES:
+        positions -= int(getattr(config, "pad_token_id", 1) or 1) + 1
+    return min(int(requested), int(positions))
+
+
+def _looks_like_path(name: str) -> bool:
+    """Hub ids are ``name`` or ``owner/name``; anything else path-like is meant as a local directory."""
+    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or (os.sep != "/" and os.sep in name)
+
+
+def _unavailable_message(model_name: str, resolved: str, cause: BaseException, is_path: bool) -> str:
+    detail = " ".join(str(cause).split())[:300] or "no details"
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+    where = "StreamGuard runs offline (HF_HUB_OFFLINE=1), so it can only use" if offline else "It can use"
+    hub_id = BACKBONE_ALIASES.get(model_name, "microsoft/codebert-base" if is_path else resolved)
+    lines = [
+        f"cannot load the transformer backbone {model_name!r} (resolved to {resolved!r}): {type(cause).__name__}: {detail}",
+        f"{where} weights already on this machine. To provide them:",
+        f"  * pass model_name=/path/to/dir, a local directory holding config.json, the weights "
+        f"(model.safetensors or pytorch_model.bin) and the tokenizer files (what save_pretrained writes), or",
+        f"  * on a connected machine run `huggingface-cli download {hub_id}` (`hf download {hub_id}` with recent "
+        f"huggingface_hub) to fill the Hugging Face cache (~/.cache/huggingface/hub), then copy that cache here "
+        f"or point HF_HOME at it.",
+        f"Known aliases: {', '.join(f'{k} -> {v}' for k, v in BACKBONE_ALIASES.items())}. 'tiny' and 'small' "
+        f"need nothing: they build a RoBERTa from scratch with a tokenizer trained on the training split.",
+    ]
+    return "\n".join(lines)
+
+
+def load_backbone(
+    model_name: str,
+    *,
+    train_texts: Sequence[str] | None = None,
+    vocab_size: int = 8000,
+    max_length: int = 512,
+    scratch_overrides: Mapping[str, Any] | None = None,
+) -> tuple[PreTrainedTokenizerFast, PreTrainedModel, dict[str, Any]]:
+    """(tokenizer, encoder, backbone_info) for ``model_name``.
+
+    ``tiny``/``small`` build a RobertaModel from config with a BPE tokenizer trained on
+    ``train_texts`` (required). Aliases, hub ids and local directories load with
+    ``from_pretrained`` from local files/cache; failure raises :class:`BackboneUnavailableError`.
+    ``backbone_info["max_length"]`` is the usable length (lowered, with a warning, to what the
+    position embeddings allow).
+    """
+    if model_name in SCRATCH_SIZES:
+        return _scratch_backbone(model_name, train_texts, vocab_size, max_length, scratch_overrides)
+    if scratch_overrides:
+        raise ValueError(f"scratch_overrides only apply to {sorted(SCRATCH_SIZES)}, not to {model_name!r}")
+    from transformers import AutoModel, AutoTokenizer
+
+    resolved = BACKBONE_ALIASES.get(model_name, model_name)
+    local_dir = Path(resolved).expanduser()
+    if local_dir.is_dir():
+        resolved = str(local_dir)
+    elif _looks_like_path(resolved):  # not a hub id: say so instead of the hub's "Repo id must be..." error
+        raise BackboneUnavailableError(
+            _unavailable_message(model_name, resolved, FileNotFoundError(f"no directory {local_dir}"), is_path=True)
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(resolved)
+        encoder = AutoModel.from_pretrained(resolved)
+    except Exception as exc:  # OSError offline / not cached, ValueError for unknown configs, ...
+        message = _unavailable_message(model_name, resolved, exc, is_path=local_dir.is_dir())
+        raise BackboneUnavailableError(message) from None
+    usable = usable_max_length(encoder.config, max_length)
+    if usable < max_length:
+        logger.warning(
+            "max_length=%d is longer than %s can embed (max_position_embeddings=%d): using %d",
+            max_length, model_name, encoder.config.max_position_embeddings, usable,
+        )
+    tokenizer.model_max_length = usable
+    info = {
+        "model_name": model_name,
+        "resolved_name": resolved,
+        "source": "pretrained",
+        "max_length": usable,
+        "model_type": encoder.config.model_type,
+        "hidden_size": int(encoder.config.hidden_size),
+    }
+    return tokenizer, encoder, info
+
+
+def _scratch_backbone(
+    model_name: str,
+    train_texts: Sequence[str] | None,
+    vocab_size: int,
+    max_length: int,
+    scratch_overrides: Mapping[str, Any] | None,
+) -> tuple[PreTrainedTokenizerFast, PreTrainedModel, dict[str, Any]]:
+    from transformers import RobertaConfig, RobertaModel
+
+    if train_texts is None or len(train_texts) == 0:
+        raise ValueError(f"model_name={model_name!r} trains its tokenizer on the training split: pass train_texts")
+    tokenizer = train_bpe_tokenizer(train_texts, vocab_size=vocab_size, model_max_length=max_length)
+    sizes = {**SCRATCH_SIZES[model_name], **dict(scratch_overrides or {})}
+    config = RobertaConfig(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=int(max_length) + 2,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        type_vocab_size=1,
+        layer_norm_eps=1e-5,
+        **sizes,
+    )
+    encoder = RobertaModel(config, add_pooling_layer=False)  # CLS pooling happens in the classifier
+    info = {
+        "model_name": model_name,
+        "resolved_name": model_name,
+        "source": "scratch",
+        "max_length": int(max_length),
+        "model_type": "roberta",
+        "hidden_size": int(config.hidden_size),
+        "vocab_size": len(tokenizer),
+    }
+    return tokenizer, encoder, info
+
+
+class TransformerClassifier(nn.Module):
+    """Encoder -> CLS vector -> Dropout -> Linear(H, H/2) -> ReLU -> Dropout -> Linear(H/2, 2)."""
+
+    def __init__(self, encoder: nn.Module, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.encoder = encoder
+        hidden = int(encoder.config.hidden_size)
+        self.embedding_dim = hidden
+        self.dropout_p = float(dropout)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Sequential(
+            nn.Linear(hidden, hidden // 2), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden // 2, 2)
+        )
+
+    def encode(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        """The CLS (first token) vector of the last layer: [B, H]."""
+        output = self.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        return output.last_hidden_state[:, 0]
+
+    def forward(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        return self.head(self.dropout(self.encode(batch)))
+
+
+class TokenizedDataset(Dataset):
+    """Functions tokenised once (truncated, unpadded); padding happens per batch in the collate."""
+
+    def __init__(
+        self,
+        idx: Sequence[int],
+        texts: Sequence[str],
+        labels: Sequence[int],
+        tokenizer: Any,
+        max_length: int,
+    ) -> None:
+        if not (len(idx) == len(texts) == len(labels)):
+            raise ValueError(f"idx, texts and labels differ in length: {len(idx)}, {len(texts)}, {len(labels)}")
+        self.idx = [int(i) for i in idx]
+        self.labels = [int(label) for label in labels]
+        encoded = tokenizer([str(text) for text in texts], truncation=True, max_length=int(max_length), padding=False) if len(texts) else {"input_ids": []}
+        self.input_ids: list[list[int]] = [list(ids) for ids in encoded["input_ids"]]
+        self.lengths = [len(ids) for ids in self.input_ids]
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    def __getitem__(self, position: int) -> dict[str, Any]:
+        return {"idx": self.idx[position], "input_ids": self.input_ids[position], "label": self.labels[position]}
+
+
+def make_token_collate(pad_id: int, pad_to_multiple_of: int | None = 8) -> Callable[[list[dict]], dict[str, torch.Tensor]]:
+    """Collate for :class:`TokenizedDataset` items: dynamic padding to the batch's longest sequence."""
+
+    def collate(items: list[dict]) -> dict[str, torch.Tensor]:
+        input_ids, attention_mask = pad_token_batch([item["input_ids"] for item in items], pad_id, pad_to_multiple_of)
+        return {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "labels": torch.tensor([item["label"] for item in items], dtype=torch.long),
+            "idx": torch.tensor([item["idx"] for item in items], dtype=torch.long),
+        }
+
+    return collate
+
+
+def export_transformer(model: TransformerClassifier, tokenizer: Any, backbone_info: Mapping[str, Any]) -> dict[str, Any]:
+    """Everything needed to rebuild the model offline, as plain types and tensors (weights-only loadable)."""
+    encoder = model.encoder
+    with tempfile.TemporaryDirectory() as directory:
+        tokenizer.save_pretrained(directory)
+        tokenizer_files = {}
+        for path in sorted(Path(directory).rglob("*")):
+            if path.is_file():
+                data = path.read_bytes()
+                try:
+                    tokenizer_files[path.relative_to(directory).as_posix()] = data.decode("utf-8")
+                except UnicodeDecodeError:  # e.g. a sentencepiece model: stored as a uint8 tensor
+                    tokenizer_files[path.relative_to(directory).as_posix()] = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+    encoder_kwargs = {"add_pooling_layer": False} if hasattr(encoder, "pooler") and encoder.pooler is None else {}
+    return {
+        "backbone_info": dict(backbone_info),
+        "encoder_config": encoder.config.to_dict(),
+        "encoder_kwargs": encoder_kwargs,
+        "head_config": {"dropout": model.dropout_p, "hidden_size": model.embedding_dim},
+        "tokenizer_files": tokenizer_files,
+        "state_dict": {key: value.detach().to("cpu", copy=True) for key, value in model.state_dict().items()},
+    }
+
+
+def rebuild_transformer(exported: Mapping[str, Any]) -> tuple[TransformerClassifier, PreTrainedTokenizerFast]:
+    """Inverse of :func:`export_transformer`: same architecture, weights and tokenizer, no download."""
+    from transformers import CONFIG_MAPPING, AutoModel, AutoTokenizer
+
+    config_dict = dict(exported["encoder_config"])
+    config = CONFIG_MAPPING[config_dict["model_type"]].from_dict(config_dict)
+    encoder = AutoModel.from_config(config, **dict(exported.get("encoder_kwargs") or {}))
+    model = TransformerClassifier(encoder, dropout=float(exported.get("head_config", {}).get("dropout", 0.1)))
+    model.load_state_dict(exported["state_dict"])
+    with tempfile.TemporaryDirectory() as directory:
+        for name, content in exported["tokenizer_files"].items():
+            path = Path(directory) / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, str):
+                path.write_text(content, encoding="utf-8")
+            else:
+                path.write_bytes(bytes(content.numpy().tobytes()))
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+    tokenizer.model_max_length = int(exported["backbone_info"]["max_length"])
+    return model.eval(), tokenizer

@@ -1,0 +1,51 @@
+"""Shared by the track pipelines: per-seed namespacing and the scoring node."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import Any
+
+from kedro.pipeline import Pipeline
+
+from streamguard.evaluation import metrics_from_logits
+
+
+def bind_seed(func: Callable[..., Any], seed: int) -> Callable[..., Any]:
+    """``func`` with ``seed`` bound; keeps the function's name so Kedro-Viz and logs read well."""
+    bound = partial(func, seed=seed)
+    bound.__name__ = func.__name__  # type: ignore[attr-defined]
+    bound.__doc__ = func.__doc__
+    return bound
+
+
+def per_seed(track: str, seeds: Iterable[int], build: Callable[[int], Pipeline]) -> Pipeline:
+    """One copy of ``build(seed)`` per seed, namespaced ``<track>.seed_<s>``.
+
+    Every free input of a template is external (shared splits, graphs, another track's
+    checkpoint of the same seed), so inputs and parameters keep their global names and only
+    the template's own outputs (checkpoint, logits, metrics, history) get the namespace.
+    """
+    pipelines = []
+    for seed in seeds:
+        template = build(seed)
+        params = {name for name in template.inputs() if name.startswith("params:")}
+        pipelines.append(
+            Pipeline(template, namespace=f"{track}.seed_{seed}", inputs=template.inputs() - params, parameters=params)
+        )
+    return sum(pipelines, Pipeline([]))
+
+
+def score(valid_logits: Any, test_logits: Any, checkpoint: dict, sweep: dict) -> dict:
+    """The shared metrics dict of a seed: threshold chosen on valid, applied to test."""
+    return metrics_from_logits(
+        valid_logits,
+        test_logits,
+        sweep,
+        track=checkpoint["track"],
+        seed=checkpoint["seed"],
+        preset=checkpoint["config"].get("preset"),
+        best_epoch=checkpoint["best_epoch"],
+        best_valid_f1_during_training=checkpoint["best_valid_f1"],
+        **checkpoint.get("metrics_extra", {}),
+    )

@@ -1,0 +1,40 @@
+"""fusion nodes: thin wrappers over streamguard.tracks.fusion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from streamguard.tracking import epoch_logger
+
+
+def train(
+    transformer_checkpoint: dict | None,
+    gnn_checkpoint: dict | None,
+    train_functions: pd.DataFrame,
+    valid_functions: pd.DataFrame,
+    train_graphs: list,
+    valid_graphs: list,
+    params: dict[str, Any],
+    *,
+    seed: int,
+):
+    """Train the fusion head for one seed from that seed's branch checkpoints (either may be missing)."""
+    from streamguard.tracks.fusion import train_fusion
+
+    return train_fusion(
+        transformer_checkpoint,
+        gnn_checkpoint,
+        {"train": train_functions, "valid": valid_functions},
+        {"train": train_graphs, "valid": valid_graphs},
+        params,
+        seed=seed,
+        on_epoch_end=epoch_logger(f"fusion.seed_{seed}"),
+    )
+
+
+def predict(checkpoint: dict, valid_functions: pd.DataFrame, valid_graphs: list, test_functions: pd.DataFrame, test_graphs: list):
+    from streamguard.tracks.fusion import fusion_logits
+
+    return fusion_logits(checkpoint, valid_functions, valid_graphs), fusion_logits(checkpoint, test_functions, test_graphs)

@@ -1,0 +1,26 @@
+"""transformer nodes: thin wrappers over streamguard.tracks.transformer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from streamguard.tracking import epoch_logger
+
+
+def train(train_functions: pd.DataFrame, valid_functions: pd.DataFrame, params: dict[str, Any], *, seed: int):
+    """Train one seed; returns the checkpoint dict and the per-epoch history."""
+    from streamguard.tracks.transformer import train_transformer
+
+    return train_transformer(
+        train_functions, valid_functions, params, seed=seed, on_epoch_end=epoch_logger(f"transformer.seed_{seed}")
+    )
+
+
+def predict(checkpoint: dict, valid_functions: pd.DataFrame, test_functions: pd.DataFrame):
+    """Logits tables for valid and test from the best checkpoint."""
+    from streamguard.tracks.transformer import transformer_logits
+
+    return transformer_logits(checkpoint, valid_functions), transformer_logits(checkpoint, test_functions)
+

@@ -1,0 +1,20 @@
+"""Kedro project settings for StreamGuard."""
+
+from omegaconf.resolvers import oc
+
+from streamguard.hooks import PresetHooks
+from streamguard.presets import apply_preset
+from streamguard.offline import enforce_offline
+
+enforce_offline()
+
+HOOKS = (PresetHooks(),)
+
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    # conf/local/parameters.yml may override single nested values (transformer.training.epochs).
+    "merge_strategy": {"parameters": "soft"},
+    # oc.env lets mlflow.yml honour MLFLOW_TRACKING_URI (a server URI) with sqlite as the default.
+    "custom_resolvers": {"oc.env": oc.env, "sg.preset": apply_preset},
+}

@@ -1,0 +1,169 @@
+"""Fusion track recipe: branch checkpoints -> (cached or live) encoders -> MLP head via the shared loop."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from streamguard.tracks.common import build_checkpoint, require_track, train_config
+from streamguard.tracks.gnn import MissingBranchError
+
+logger = logging.getLogger(__name__)
+
+
+def available_branches(
+    transformer_checkpoint: Mapping | None, gnn_checkpoint: Mapping | None, seed: int
+) -> dict[str, Mapping]:
+    """The branches whose checkpoints exist; warns for a missing one, fails when both are missing."""
+    found = {name: ckpt for name, ckpt in (("transformer", transformer_checkpoint), ("gnn", gnn_checkpoint)) if ckpt is not None}
+    missing = [name for name in ("transformer", "gnn") if name not in found]
+    if not found:
+        raise MissingBranchError(
+            f"fusion seed {seed}: both transformer.seed_{seed}.checkpoint and gnn.seed_{seed}.checkpoint are missing. "
+            "Produce them with `kedro run --pipeline transformer` and `kedro run --pipeline gnn` "
+            "(or run everything with `kedro run`)."
+        )
+    for name in missing:
+        logger.warning(
+            "fusion seed %d: %s.seed_%d.checkpoint is missing, so this seed runs single-branch (%s only). "
+            "Produce it with `kedro run --pipeline %s`.",
+            seed, name, seed, ", ".join(found), name,
+        )
+    return found
+
+
+def _check_backbone(params: Mapping[str, Any], transformer_checkpoint: Mapping | None) -> None:
+    expected = params.get("model_name")
+    if expected and transformer_checkpoint is not None:
+        actual = transformer_checkpoint["config"]["model_name"]
+        if actual != expected:
+            raise ValueError(
+                f"fusion.model_name={expected!r} but the transformer checkpoint was trained with {actual!r}: "
+                f"re-run `kedro run --pipeline transformer --params transformer.model_name={expected}` or set fusion.model_name=null"
+            )
+
+
+def _branch_inputs(name: str, checkpoint: Mapping, frame: pd.DataFrame, graphs: Sequence, frozen: bool, companion: Mapping | None):
+    """(cached embeddings, None) for a frozen branch; (None, (encoder, dataset, collate)) for a live one."""
+    if name == "transformer":
+        from streamguard.models.transformer import make_token_collate
+        from streamguard.tracks.transformer import _token_dataset, load_transformer, transformer_embeddings
+
+        if frozen:
+            return transformer_embeddings(checkpoint, frame), None
+        model, tokenizer, max_length = load_transformer(checkpoint)
+        collate = make_token_collate(tokenizer.pad_token_id, checkpoint["config"]["training"].get("pad_to_multiple_of"))
+        return None, (model, _token_dataset(frame, tokenizer, max_length), collate)
+    from streamguard.models.gnn import collate_graphs
+    from streamguard.tracks.gnn import _examples, gnn_embeddings, load_gnn
+
+    if frozen:
+        return gnn_embeddings(checkpoint, graphs, frame, companion), None
+    if checkpoint["config"].get("encoder_features", "none") != "none":
+        raise ValueError("a gnn branch trained with encoder_features=cls can only be fused frozen: set fusion.freeze_gnn=true")
+    return None, (load_gnn(checkpoint), _examples(frame, graphs, None), collate_graphs)
+
+
+def _fusion_examples(branches, frame, graphs, frozen: Mapping[str, bool]):
+    from streamguard.models.fusion import FusionExamples
+
+    features, live, encoders, collates = {}, {}, {}, {}
+    for name, checkpoint in branches.items():
+        cached, live_parts = _branch_inputs(name, checkpoint, frame, graphs, frozen[name], branches.get("transformer"))
+        if cached is not None:
+            features[name] = cached
+        else:
+            encoders[name], live[name], collates[name] = live_parts
+    examples = FusionExamples(frame["idx"].tolist(), frame["target"].tolist(), features=features, live=live)
+    return examples, encoders, collates
+
+
+def _branch_dims(branches: Mapping[str, Mapping]) -> dict[str, int]:
+    from streamguard.tracks.gnn import load_gnn
+    from streamguard.tracks.transformer import load_transformer
+
+    dims = {}
+    if "transformer" in branches:
+        dims["transformer"] = load_transformer(branches["transformer"])[0].embedding_dim
+    if "gnn" in branches:
+        dims["gnn"] = load_gnn(branches["gnn"]).embedding_dim
+    return dims
+
+
+def train_fusion(
+    transformer_checkpoint: Mapping | None,
+    gnn_checkpoint: Mapping | None,
+    frames: Mapping[str, pd.DataFrame],
+    graphs: Mapping[str, Sequence],
+    params: Mapping[str, Any],
+    *,
+    seed: int,
+    on_epoch_end: Callable[[dict], None] | None = None,
+) -> tuple[dict, list[dict]]:
+    """Fit the fusion head (and fine-tune unfrozen encoders at ``encoder_lr``) for one seed."""
+    from streamguard.models.fusion import FusionClassifier, make_fusion_collate
+    from streamguard.training import fit, seed_everything
+
+    branches = available_branches(transformer_checkpoint, gnn_checkpoint, seed)
+    _check_backbone(params, transformer_checkpoint)
+    frozen = {"transformer": bool(params["freeze_transformer"]), "gnn": bool(params["freeze_gnn"])}
+    config = train_config(params, seed)
+    train_set, encoders, collates = _fusion_examples(branches, frames["train"], graphs["train"], frozen)
+    valid_set, valid_encoders, _ = _fusion_examples(branches, frames["valid"], graphs["valid"], frozen)
+    del valid_encoders  # same weights as `encoders`; validation runs through the trained model
+    seed_everything(seed)
+    model = FusionClassifier(_branch_dims(branches), params["hidden_dim"], params["dropout"], encoders=encoders)
+    groups = [{"params": list(model.head.parameters()), "lr": config.lr}]
+    if encoders:
+        groups.append({"params": list(model.encoders.parameters()), "lr": float(params["encoder_lr"])})
+    result = fit(model, train_set, valid_set, make_fusion_collate(collates), config, param_groups=groups, on_epoch_end=on_epoch_end)
+    export = {
+        "head_config": result.model.head_config(),
+        "head_state": result.model.head.state_dict(),
+        "fine_tuned_encoders": {name: encoder.state_dict() for name, encoder in result.model.encoders.items()},
+        "frozen": frozen,
+        "branch_checkpoints": {name: {"config": ckpt["config"], "model": ckpt["model"], "track": name, "seed": ckpt["seed"]} for name, ckpt in branches.items()},
+    }
+    extra = {
+        "branches_used": list(branches),
+        "branches_missing": [name for name in ("transformer", "gnn") if name not in branches],
+        "frozen_branches": [name for name in branches if frozen[name]],
+    }
+    checkpoint = build_checkpoint("fusion", seed, params, export, result, metrics_extra=extra)
+    return checkpoint, result.history
+
+
+def load_fusion(checkpoint: Mapping[str, Any]):
+    """The fusion model with every branch live (frozen ones use their original weights)."""
+    from streamguard.models.fusion import FusionClassifier
+    from streamguard.tracks.gnn import load_gnn
+    from streamguard.tracks.transformer import load_transformer
+
+    require_track(checkpoint, "fusion")
+    exported = checkpoint["model"]
+    encoders = {}
+    for name, branch in exported["branch_checkpoints"].items():
+        encoders[name] = load_transformer(branch)[0] if name == "transformer" else load_gnn(branch)
+        if name in exported["fine_tuned_encoders"]:
+            encoders[name].load_state_dict(exported["fine_tuned_encoders"][name])
+    head = exported["head_config"]
+    model = FusionClassifier(head["branch_dims"], head["hidden_dim"], head["dropout"], encoders=encoders)
+    model.head.load_state_dict(exported["head_state"])
+    return model.eval()
+
+
+def fusion_logits(checkpoint: Mapping[str, Any], frame: pd.DataFrame, graphs: Sequence) -> pd.DataFrame:
+    from streamguard.evaluation import logits_frame
+    from streamguard.models.fusion import make_fusion_collate
+    from streamguard.training import predict_logits
+
+    exported = checkpoint["model"]
+    branches = exported["branch_checkpoints"]
+    # Frozen branches are embedded once (cached); fine-tuned ones run live with their tuned weights.
+    frozen = {name: name not in exported["fine_tuned_encoders"] for name in branches}
+    examples, _, collates = _fusion_examples(branches, frame, graphs, frozen)
+    idx, labels, logits = predict_logits(load_fusion(checkpoint), examples, make_fusion_collate(collates))
+    return logits_frame(idx, labels, logits)

@@ -1,0 +1,127 @@
+"""GNN track recipe: code graphs (+ optional transformer CLS per graph) + the shared loop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from streamguard.tracks.common import build_checkpoint, plain, require_track, train_config
+
+
+class MissingBranchError(RuntimeError):
+    """A required upstream checkpoint is absent; the message says how to produce it."""
+
+
+def build_split_graphs(frame: pd.DataFrame, graph_params: Mapping[str, Any]) -> tuple[list, dict]:
+    """Graphs for one split (in row order) and their statistics."""
+    from streamguard.graphs import GraphConfig, build_graphs, graph_stats
+
+    graphs = build_graphs(frame["func"].tolist(), GraphConfig.from_dict(plain(graph_params)), progress=True)
+    return graphs, graph_stats(graphs)
+
+
+def _cls_features(
+    params: Mapping[str, Any], transformer_checkpoint: Mapping[str, Any] | None, frame: pd.DataFrame, seed: int
+) -> np.ndarray | None:
+    if params.get("encoder_features", "none") == "none":
+        return None
+    if transformer_checkpoint is None:
+        raise MissingBranchError(
+            f"gnn.encoder_features=cls needs transformer.seed_{seed}.checkpoint, which is missing. "
+            "Produce it with `kedro run --pipeline transformer`, or set gnn.encoder_features=none."
+        )
+    from streamguard.tracks.transformer import transformer_embeddings
+
+    return transformer_embeddings(transformer_checkpoint, frame)
+
+
+def _examples(frame: pd.DataFrame, graphs: Sequence, extra: np.ndarray | None):
+    from streamguard.models.gnn import GraphExamples
+
+    if len(graphs) != len(frame):
+        raise ValueError(f"{len(graphs)} graphs for {len(frame)} rows: rebuild the graphs (kedro run --pipeline gnn)")
+    return GraphExamples(frame["idx"].tolist(), list(graphs), frame["target"].tolist(), extra)
+
+
+def train_gnn(
+    train_graphs: Sequence,
+    train: pd.DataFrame,
+    valid_graphs: Sequence,
+    valid: pd.DataFrame,
+    params: Mapping[str, Any],
+    graph_params: Mapping[str, Any],
+    *,
+    seed: int,
+    transformer_checkpoint: Mapping[str, Any] | None = None,
+    on_epoch_end: Callable[[dict], None] | None = None,
+) -> tuple[dict, list[dict]]:
+    from streamguard.graphs import EDGE_TYPES, NUM_NODE_TYPES
+    from streamguard.models.gnn import GNNClassifier, collate_graphs
+    from streamguard.training import fit, seed_everything
+
+    config = train_config(params, seed)
+    train_extra = _cls_features(params, transformer_checkpoint, train, seed)
+    valid_extra = _cls_features(params, transformer_checkpoint, valid, seed)
+    seed_everything(seed)
+    model = GNNClassifier(
+        num_node_types=NUM_NODE_TYPES,
+        token_buckets=int(graph_params["token_buckets"]),
+        num_edge_types=len(EDGE_TYPES),
+        arch=params["arch"],
+        hidden_dim=int(params["hidden_dim"]),
+        num_layers=int(params["num_layers"]),
+        dropout=float(params["dropout"]),
+        pooling=params["pooling"],
+        extra_feature_dim=0 if train_extra is None else int(train_extra.shape[1]),
+    )
+    result = fit(
+        model,
+        _examples(train, train_graphs, train_extra),
+        _examples(valid, valid_graphs, valid_extra),
+        collate_graphs,
+        config,
+        on_epoch_end=on_epoch_end,
+    )
+    export = {"model_config": result.model.model_config(), "state_dict": result.model.state_dict(), "graph_config": plain(graph_params)}
+    return build_checkpoint("gnn", seed, params, export, result), result.history
+
+
+def load_gnn(checkpoint: Mapping[str, Any]):
+    from streamguard.models.gnn import GNNClassifier
+
+    require_track(checkpoint, "gnn")
+    model = GNNClassifier.from_config(checkpoint["model"]["model_config"])
+    model.load_state_dict(checkpoint["model"]["state_dict"])
+    return model.eval()
+
+
+def gnn_logits(
+    checkpoint: Mapping[str, Any],
+    graphs: Sequence,
+    frame: pd.DataFrame,
+    transformer_checkpoint: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    from streamguard.evaluation import logits_frame
+    from streamguard.models.gnn import collate_graphs
+    from streamguard.training import predict_logits
+
+    extra = _cls_features(checkpoint["config"], transformer_checkpoint, frame, checkpoint["seed"])
+    idx, labels, logits = predict_logits(load_gnn(checkpoint), _examples(frame, graphs, extra), collate_graphs)
+    return logits_frame(idx, labels, logits)
+
+
+def gnn_embeddings(
+    checkpoint: Mapping[str, Any],
+    graphs: Sequence,
+    frame: pd.DataFrame,
+    transformer_checkpoint: Mapping[str, Any] | None = None,
+) -> np.ndarray:
+    from streamguard.models.gnn import collate_graphs
+    from streamguard.training import embed
+
+    extra = _cls_features(checkpoint["config"], transformer_checkpoint, frame, checkpoint["seed"])
+    _, _, embeddings = embed(load_gnn(checkpoint), _examples(frame, graphs, extra), collate_graphs)
+    return embeddings

@@ -1,0 +1,93 @@
+"""Transformer track recipe: backbone + tokenised splits + the shared loop -> checkpoint, logits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pandas as pd
+
+from streamguard.tracks.common import build_checkpoint, require_track, train_config
+
+
+def _token_dataset(frame: pd.DataFrame, tokenizer: Any, max_length: int):
+    from streamguard.models.transformer import TokenizedDataset
+
+    return TokenizedDataset(
+        frame["idx"].tolist(), frame["func"].tolist(), frame["target"].tolist(), tokenizer, max_length
+    )
+
+
+def train_transformer(
+    train: pd.DataFrame,
+    valid: pd.DataFrame,
+    params: Mapping[str, Any],
+    *,
+    seed: int,
+    on_epoch_end: Callable[[dict], None] | None = None,
+) -> tuple[dict, list[dict]]:
+    """Build the backbone (training the BPE tokenizer on ``train`` for tiny/small), fit, export."""
+    from streamguard.models.transformer import (
+        TransformerClassifier,
+        export_transformer,
+        load_backbone,
+        make_token_collate,
+    )
+    from streamguard.training import fit, seed_everything
+
+    config = train_config(params, seed)
+    seed_everything(seed)
+    tokenizer, encoder, info = load_backbone(
+        params["model_name"],
+        train_texts=train["func"].tolist(),
+        vocab_size=int(params.get("vocab_size", 8000)),
+        max_length=int(params["max_length"]),
+    )
+    model = TransformerClassifier(encoder, dropout=float(params["dropout"]))
+    max_length = int(info["max_length"])
+    train_set = _token_dataset(train, tokenizer, max_length)
+    valid_set = _token_dataset(valid, tokenizer, max_length)
+    collate = make_token_collate(tokenizer.pad_token_id, config.pad_to_multiple_of)
+    result = fit(
+        model, train_set, valid_set, collate, config, train_lengths=train_set.lengths, on_epoch_end=on_epoch_end
+    )
+    checkpoint = build_checkpoint(
+        "transformer", seed, params, export_transformer(result.model, tokenizer, info), result
+    )
+    return checkpoint, result.history
+
+
+def load_transformer(checkpoint: Mapping[str, Any]):
+    """(model, tokenizer, max_length) rebuilt offline from a transformer checkpoint."""
+    from streamguard.models.transformer import rebuild_transformer
+
+    require_track(checkpoint, "transformer")
+    model, tokenizer = rebuild_transformer(checkpoint["model"])
+    return model, tokenizer, int(checkpoint["model"]["backbone_info"]["max_length"])
+
+
+def transformer_logits(checkpoint: Mapping[str, Any], frame: pd.DataFrame, batch_size: int = 64) -> pd.DataFrame:
+    """Logits table (idx, label, logit_0, logit_1, prob) for ``frame`` from a checkpoint."""
+    from streamguard.evaluation import logits_frame
+    from streamguard.models.transformer import make_token_collate
+    from streamguard.training import predict_logits
+
+    model, tokenizer, max_length = load_transformer(checkpoint)
+    dataset = _token_dataset(frame, tokenizer, max_length)
+    pad_multiple = checkpoint["config"]["training"].get("pad_to_multiple_of")
+    idx, labels, logits = predict_logits(
+        model, dataset, make_token_collate(tokenizer.pad_token_id, pad_multiple), batch_size=batch_size
+    )
+    return logits_frame(idx, labels, logits)
+
+
+def transformer_embeddings(checkpoint: Mapping[str, Any], frame: pd.DataFrame, batch_size: int = 64):
+    """CLS embeddings [N, H] of ``frame`` rows (in order) from a transformer checkpoint."""
+    from streamguard.models.transformer import make_token_collate
+    from streamguard.training import embed
+
+    model, tokenizer, max_length = load_transformer(checkpoint)
+    dataset = _token_dataset(frame, tokenizer, max_length)
+    pad_multiple = checkpoint["config"]["training"].get("pad_to_multiple_of")
+    _, _, embeddings = embed(model, dataset, make_token_collate(tokenizer.pad_token_id, pad_multiple), batch_size=batch_size)
+    return embeddings

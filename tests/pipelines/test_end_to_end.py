@@ -1,0 +1,124 @@
+"""The default pipeline through a real KedroSession on tiny settings, checked as a user would."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import make_project_copy, run_kedro
+
+pytestmark = pytest.mark.slow
+
+TRACKS = ("transformer", "gnn", "fusion")
+REQUIRED_KEYS = {
+    "f1_at_0_5",
+    "f1_at_best_threshold",
+    "best_threshold_by_f1",
+    "balanced_accuracy_at_best_threshold",
+    "confusion_matrix_at_0_5",
+    "confusion_matrix_at_best",
+    "threshold_sweep",
+    "timestamp",
+    "roc_auc",
+    "pr_auc",
+    "test",
+}
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def mlflow_runs(project: Path):
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("streamguard")
+    return client, client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"])
+
+
+def test_data_processing_outputs_and_report(full_run: Path):
+    for split in ("train", "valid", "test"):
+        frame = pd.read_parquet(full_run / f"data/03_primary/{split}_functions.parquet")
+        assert {"idx", "func", "target"} <= set(frame.columns)
+        assert set(frame["target"].unique()) == {0, 1}
+    report = read_json(full_run / "data/08_reporting/data_processing/data_report.json")
+    assert report["rows"] == {"train": 160, "valid": 60, "test": 60}
+    assert "cross_split" in json.dumps(report["duplicates"]) or report["duplicates"]
+
+
+def test_every_seed_of_every_track_writes_metrics_and_aligned_logits(full_run: Path):
+    valid = pd.read_parquet(full_run / "data/03_primary/valid_functions.parquet")
+    for track in TRACKS:
+        for seed in (0, 1):
+            metrics = read_json(full_run / f"data/08_reporting/{track}/seed_{seed}/metrics.json")
+            assert REQUIRED_KEYS <= set(metrics), track
+            assert len(metrics["threshold_sweep"]) == 41
+            assert metrics["test"]["threshold"] == metrics["best_threshold_by_f1"]
+            assert metrics["seed"] == seed and metrics["track"] == track
+            logits = pd.read_parquet(full_run / f"data/07_model_output/{track}/seed_{seed}/valid_logits.parquet")
+            assert logits["idx"].tolist() == valid["idx"].tolist()
+            assert (full_run / f"data/06_models/{track}/seed_{seed}/checkpoint.pt").stat().st_size > 0
+            history = read_json(full_run / f"data/08_reporting/{track}/seed_{seed}/history.json")
+            assert history and {"train_loss", "valid_loss", "valid_f1"} <= set(history[0])
+
+
+def test_fusion_records_its_branches(full_run: Path):
+    metrics = read_json(full_run / "data/08_reporting/fusion/seed_0/metrics.json")
+    assert metrics["branches_used"] == ["transformer", "gnn"]
+    assert metrics["branches_missing"] == []
+    assert metrics["preset"] == "fusion_balanced"
+
+
+def test_ensembles_have_the_single_run_keys_plus_seed_statistics(full_run: Path):
+    for track in TRACKS:
+        metrics = read_json(full_run / f"data/08_reporting/{track}/ensemble_metrics.json")
+        assert REQUIRED_KEYS <= set(metrics)
+        assert metrics["num_seeds"] == 2 and metrics["num_seeds_with_logits"] == 2
+        assert [row["seed"] for row in metrics["per_seed_f1_at_best"]] == [0, 1]
+        assert {"per_seed_mean_f1", "per_seed_std_f1"} <= set(metrics)
+
+
+def test_mlflow_run_has_the_same_numbers(full_run: Path):
+    client, runs = mlflow_runs(full_run)
+    run = runs[-1]  # the first run of the session is the full one
+    metrics = run.data.metrics
+    on_disk = read_json(full_run / "data/08_reporting/gnn/seed_1/metrics.json")
+    assert metrics["gnn.seed_1.f1_at_best_threshold"] == pytest.approx(on_disk["f1_at_best_threshold"])
+    assert metrics["gnn.seed_1.test.f1"] == pytest.approx(on_disk["test"]["f1"])
+    assert "fusion.ensemble.per_seed_mean_f1" in metrics
+    assert "data.rows.train" in metrics
+    assert run.data.params["fusion.preset"] == "fusion_balanced"
+    history = client.get_metric_history(run.info.run_id, "transformer.seed_0.curve.valid_f1")
+    assert len(history) >= 1
+    artifacts = [item.path for item in client.list_artifacts(run.info.run_id, "fusion/seed_0")]
+    assert "fusion/seed_0/metrics.json" in artifacts
+
+
+def test_fusion_degrades_to_one_branch_when_a_checkpoint_is_missing(full_run: Path, tmp_path: Path, caplog):
+    project = make_project_copy(tmp_path / "degraded")
+    shutil.copytree(full_run / "data", project / "data")
+    (project / "data/06_models/gnn/seed_1/checkpoint.pt").unlink()
+    with caplog.at_level("WARNING"):
+        run_kedro(project, pipeline="fusion")
+    assert "gnn.seed_1.checkpoint is missing" in caplog.text
+    assert "kedro run --pipeline gnn" in caplog.text
+    degraded = read_json(project / "data/08_reporting/fusion/seed_1/metrics.json")
+    assert degraded["branches_used"] == ["transformer"]
+    assert degraded["branches_missing"] == ["gnn"]
+    assert read_json(project / "data/08_reporting/fusion/seed_0/metrics.json")["branches_used"] == ["transformer", "gnn"]
+
+    (project / "data/06_models/transformer/seed_1/checkpoint.pt").unlink()
+    with pytest.raises(Exception, match="both transformer.seed_1.checkpoint and gnn.seed_1.checkpoint are missing"):
+        run_kedro(project, pipeline="fusion")
+
+
+def test_unknown_preset_fails_before_running(tmp_path: Path):
+    from streamguard.presets import UnknownPresetError
+
+    project = make_project_copy(tmp_path / "p")
+    with pytest.raises(UnknownPresetError, match="fusion_balanced"):
+        run_kedro(project, pipeline="data_processing", runtime_params={"preset": "no_such_preset"})
+    assert not (project / "data/03_primary").exists()
