@@ -40,6 +40,8 @@ def make_project_copy(destination: Path, local_parameters: str = TINY_LOCAL_PARA
     (destination / "conf" / "local").mkdir()
     (destination / "conf" / "local" / "parameters.yml").write_text(local_parameters)
     shutil.copy(PROJECT_ROOT / "pyproject.toml", destination / "pyproject.toml")
+    # Kedro's bootstrap checks that the source dir exists; the package itself is installed (-e).
+    (destination / "src").mkdir()
     return destination
 
 

@@ -33,7 +33,8 @@ def test_metrics_dataset_logs_to_an_active_mlflow_run(tmp_path):
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     try:
-        with mlflow.start_run() as run:
+        experiment_id = mlflow.create_experiment("datasets")  # not the experiment a Kedro test left active
+        with mlflow.start_run(experiment_id=experiment_id) as run:
             MetricsDataset(str(tmp_path / "m.json"), mlflow_prefix="fusion.seed_2").save({"f1_at_best_threshold": 0.75, "test": {"f1": 0.5}})
         logged = mlflow.get_run(run.info.run_id).data.metrics
     finally:

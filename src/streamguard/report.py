@@ -74,3 +74,33 @@ def _cell(value: Any, std: Any = None) -> str:
     if value is None or pd.isna(value):
         return "n/a"
     return f"{value:.3f} ± {std:.3f}" if std is not None and not pd.isna(std) else f"{value:.3f}"
+
+
+def report_figures(
+    ensembles: Mapping[str, Mapping[str, Any]], test_logits: Mapping[str, pd.DataFrame | None]
+) -> dict[str, Any]:
+    """The report's plots as ``{name: Figure}`` (saved as PNGs and MLflow artifacts by the catalog).
+
+    Validation threshold sweeps of every track's ensemble on one chart, test PR curves on another,
+    and one test confusion matrix per track at its validation-chosen threshold.
+    """
+    from streamguard.reporting import confusion_matrix_figure, pr_curves_figure, threshold_sweep_figure
+
+    figures: dict[str, Any] = {}
+    sweeps = {track: metrics["threshold_sweep"] for track, metrics in ensembles.items() if metrics.get("threshold_sweep")}
+    if sweeps:
+        figures["threshold_sweep_valid"] = threshold_sweep_figure(sweeps, title="Ensemble threshold sweep (valid)")
+    curves = {
+        track: (frame["label"].to_numpy(), frame["prob"].to_numpy())
+        for track, frame in test_logits.items()
+        if frame is not None and len(frame)
+    }
+    if curves:
+        figures["pr_curves_test"] = pr_curves_figure(curves, title="Ensemble precision-recall (test)")
+    for track, metrics in ensembles.items():
+        test = metrics.get("test") or {}
+        if "confusion_matrix" in test:
+            figures[f"confusion_matrix_test_{track}"] = confusion_matrix_figure(
+                test["confusion_matrix"], title=f"{track} ensemble, test @ {test['threshold']:.2f} (chosen on valid)"
+            )
+    return figures

@@ -17,7 +17,16 @@ import numpy as np
 
 from streamguard.metrics import validate_split
 
-__all__ = ["plot_threshold_sweep", "plot_pr_curves", "plot_confusion_matrix", "plot_training_curves"]
+__all__ = [
+    "threshold_sweep_figure",
+    "pr_curves_figure",
+    "confusion_matrix_figure",
+    "training_curves_figure",
+    "plot_threshold_sweep",
+    "plot_pr_curves",
+    "plot_confusion_matrix",
+    "plot_training_curves",
+]
 
 _FIGSIZE = (7.0, 4.5)
 _DPI = 100
@@ -44,6 +53,18 @@ def _save(figure: Any, path: str | os.PathLike) -> Path:
     return target
 
 
+def _saving(build: Any) -> Any:
+    """``plot_x(*args, path, title="")``: build the figure with ``build(*args, title=...)``, write it as PNG."""
+
+    def plot(*args: Any, title: str = "") -> Path:
+        *inputs, path = args
+        return _save(build(*inputs, title=title), path)
+
+    plot.__name__ = "plot_" + build.__name__.removesuffix("_figure")
+    plot.__doc__ = f"Write :func:`{build.__name__}` as a PNG at ``path`` (parent folders are created); returns the path."
+    return plot
+
+
 def _colour(index: int) -> Any:
     from matplotlib import colormaps
 
@@ -51,7 +72,7 @@ def _colour(index: int) -> Any:
     return palette(index % palette.N)
 
 
-def plot_threshold_sweep(sweeps: Mapping[str, Sequence[Mapping[str, float]]], path: str | os.PathLike, title: str = "") -> Path:
+def threshold_sweep_figure(sweeps: Mapping[str, Sequence[Mapping[str, float]]], title: str = "") -> Any:
     """F1 (solid), precision (dashed) and recall (dash-dot) against threshold, one colour per label.
 
     The first threshold with the highest F1 is marked, matching how ``compute_metrics`` picks it.
@@ -84,10 +105,10 @@ def plot_threshold_sweep(sweeps: Mapping[str, Sequence[Mapping[str, float]]], pa
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize="small", loc="best")
     axes.set_title(title or "Threshold sweep")
-    return _save(figure, path)
+    return figure
 
 
-def plot_pr_curves(curves: Mapping[str, tuple[Any, Any]], path: str | os.PathLike, title: str = "") -> Path:
+def pr_curves_figure(curves: Mapping[str, tuple[Any, Any]], title: str = "") -> Any:
     """Precision-recall curves with average precision in the legend; the positive rate is the chance line."""
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
@@ -116,10 +137,10 @@ def plot_pr_curves(curves: Mapping[str, tuple[Any, Any]], path: str | os.PathLik
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize="small", loc="best")
     axes.set_title(title or "Precision-recall")
-    return _save(figure, path)
+    return figure
 
 
-def plot_confusion_matrix(cm: Mapping[str, int], path: str | os.PathLike, title: str = "") -> Path:
+def confusion_matrix_figure(cm: Mapping[str, int], title: str = "") -> Any:
     """2x2 heatmap with counts and shares of all rows; rows are actual safe/vulnerable, columns predicted."""
     missing = [key for key in ("tn", "fp", "fn", "tp") if key not in cm]
     if missing:
@@ -146,10 +167,10 @@ def plot_confusion_matrix(cm: Mapping[str, int], path: str | os.PathLike, title:
             axes.text(column, row, f"{cells[row][column]}\n{count}\n{share}", ha="center", va="center",
                       color="white" if dark else "black", fontsize=11)
     axes.set_title(title or f"Confusion matrix (n={total})")
-    return _save(figure, path)
+    return figure
 
 
-def plot_training_curves(history: Sequence[Mapping[str, Any]], path: str | os.PathLike, title: str = "") -> Path:
+def training_curves_figure(history: Sequence[Mapping[str, Any]], title: str = "") -> Any:
     """Per-epoch train_loss and valid_loss (left axis) and valid_f1 (right axis).
 
     Records may lack any of these keys (an epoch without validation, an older history); missing or non-numeric
@@ -188,7 +209,7 @@ def plot_training_curves(history: Sequence[Mapping[str, Any]], path: str | os.Pa
     loss_axes.grid(True, alpha=0.3)
     loss_axes.legend(lines, [line.get_label() for line in lines], fontsize="small", loc="best")
     loss_axes.set_title(title or "Training curves")
-    return _save(figure, path)
+    return figure
 
 
 def _number(value: Any) -> float | None:
@@ -200,3 +221,9 @@ def _number(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
+
+
+plot_threshold_sweep = _saving(threshold_sweep_figure)
+plot_pr_curves = _saving(pr_curves_figure)
+plot_confusion_matrix = _saving(confusion_matrix_figure)
+plot_training_curves = _saving(training_curves_figure)

@@ -20,14 +20,12 @@ class FiguresDataset(AbstractDataset[dict, list]):
         self.metadata = metadata
 
     def save(self, data: dict) -> None:
-        import matplotlib.pyplot as plt
-
         from streamguard.tracking import log_artifact
 
         for name, figure in data.items():
             path = self._folder / f"{name}.png"
             atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=self._dpi, bbox_inches="tight"))
-            plt.close(figure)
+            figure.clear()  # release the artists; report figures are never registered with pyplot
             log_artifact(path, self._mlflow_dir)
 
     def load(self) -> list:

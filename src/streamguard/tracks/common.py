@@ -47,7 +47,7 @@ def build_checkpoint(
         "training_state": result.state,
         "nonfinite_steps": int(result.nonfinite_steps),
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),  # TorchVersion is not weights-only loadable
         **extra,
     }
 

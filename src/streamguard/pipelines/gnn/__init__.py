@@ -1,0 +1,5 @@
+"""gnn pipeline."""
+
+from .pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]
