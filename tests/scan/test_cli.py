@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import streamguard.cli
+import streamguard.console
 from streamguard.scan import cli as scan_cli
 from streamguard.scan.extract import FunctionRecord
 
@@ -249,15 +249,15 @@ def test_many_files_keep_stdout_machine_readable(tree: Path, capsys) -> None:
 
 def test_top_level_command_dispatches_scan(tree: Path, capsys, monkeypatch) -> None:
     monkeypatch.setattr(scan_cli, "default_scorer_factory", lambda project_dir, track, model_uri: FakeScorer())
-    assert streamguard.cli.main(["scan", "src", "--format", "json", "--no-progress"]) == 1
+    assert streamguard.console.main(["scan", "src", "--format", "json", "--no-progress"]) == 1
     assert json.loads(capsys.readouterr().out)["functions"][0]["name"] == "parse_header"
-    assert streamguard.cli.main([]) == 2
-    assert streamguard.cli.main(["--version"]) == 0
+    assert streamguard.console.main([]) == 2
+    assert streamguard.console.main(["--version"]) == 0
 
 
 def test_help_does_not_import_the_model_stack() -> None:
     probe = (
-        "import sys; from streamguard.cli import main\n"
+        "import sys; from streamguard.console import main\n"
         "code = main(['scan', '--help'])\n"
         "heavy = [m for m in ('torch', 'transformers', 'kedro', 'mlflow', 'pandas') if m in sys.modules]\n"
         "assert code == 0 and not heavy, heavy\n"

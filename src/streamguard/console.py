@@ -1,4 +1,4 @@
-"""The ``streamguard`` command: user-facing subcommands next to Kedro's own ``kedro run``."""
+"""The ``streamguard`` console script (not ``cli.py``: Kedro reserves ``<package>.cli`` for its own project commands)."""
 
 from __future__ import annotations
 
