@@ -10,6 +10,7 @@ from streamguard import __version__
 
 def build_parser() -> argparse.ArgumentParser:
     """Top-level parser; each subcommand sets ``handler`` to the function that runs it."""
+    from streamguard.graphs.cli import add_graph_arguments, run_graph
     from streamguard.scan.cli import add_scan_arguments, run_scan
 
     parser = argparse.ArgumentParser(prog="streamguard", description="Function-level vulnerability detection for C code.")
@@ -23,6 +24,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_scan_arguments(scan)
     scan.set_defaults(handler=run_scan)
+    graph = subcommands.add_parser(
+        "graph",
+        help="show the code graph of one C function as Graphviz DOT (or PNG/SVG with dot)",
+        description="Build the typed code graph (AST, next token, control flow, data flow) of one function "
+        "and write it as DOT, for checking what the GNN sees.",
+    )
+    add_graph_arguments(graph)
+    graph.set_defaults(handler=run_graph)
     return parser
 
 
