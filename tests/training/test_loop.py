@@ -165,6 +165,21 @@ def test_loss_decreases_and_model_learns():
     assert result.state["epoch"] == 6 and result.nonfinite_steps == 0
 
 
+@pytest.mark.parametrize("metric", ["valid_roc_auc", "valid_f1", "valid_loss"])
+def test_best_epoch_follows_the_selection_metric(metric):
+    result = fit(make_model(), TRAIN, VALID, collate_vectors, cfg(epochs=4, selection_metric=metric, early_stopping_patience=0))
+    values = [record[metric] for record in result.history]
+    best = (values.index(min(values)) if metric == "valid_loss" else values.index(max(values))) + 1
+    assert result.best_epoch == best == result.history[-1]["best_epoch"]
+    assert result.best_valid_f1 == result.history[best - 1]["valid_f1"]
+    assert all(0.0 <= record["valid_roc_auc"] <= 1.0 for record in result.history)
+
+
+def test_selection_metric_is_validated():
+    with pytest.raises(ValueError, match="selection_metric must be one of"):
+        TrainConfig(selection_metric="accuracy")
+
+
 def test_same_seed_is_identical_different_seed_differs():
     first = fit(make_model(), TRAIN, VALID, collate_vectors, cfg(seed=3))
     second = fit(make_model(), TRAIN, VALID, collate_vectors, cfg(seed=3))

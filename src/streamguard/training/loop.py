@@ -55,7 +55,10 @@ class NonFiniteLossError(RuntimeError):
 
 @dataclass
 class FitResult:
-    """What :func:`fit` returns. ``model`` holds the best epoch's weights (the EMA weights when EMA is on)."""
+    """What :func:`fit` returns. ``model`` holds the best epoch's weights (the EMA weights when EMA is on).
+
+    The best epoch is the one with the best ``selection_metric``; ``best_valid_f1`` is that epoch's F1 at 0.5.
+    """
 
     model: nn.Module
     history: list[dict[str, Any]]
@@ -229,8 +232,8 @@ def _autocast(device: torch.device, amp: AmpSettings):
 
 @torch.no_grad()
 def _validate(model: nn.Module, loader: DataLoader, device: torch.device, amp: AmpSettings) -> dict[str, float]:
-    """Unweighted CE (comparable across runs and losses) and F1 at P(vulnerable) >= 0.5."""
-    from sklearn.metrics import f1_score
+    """Unweighted CE (comparable across runs and losses), F1 at P(vulnerable) >= 0.5 and ROC-AUC."""
+    from sklearn.metrics import f1_score, roc_auc_score
 
     model.eval()
     loss_sum, count = 0.0, 0
@@ -248,10 +251,17 @@ def _validate(model: nn.Module, loader: DataLoader, device: torch.device, amp: A
     labels_np = torch.cat(labels_all).numpy()
     probs_np = torch.cat(probs_all).numpy()
     predictions = (probs_np >= 0.5).astype(np.int64)
+    both_classes = np.unique(labels_np).size == 2
     return {
         "valid_loss": loss_sum / max(count, 1),
         "valid_f1": float(f1_score(labels_np, predictions, pos_label=1, zero_division=0)),
+        "valid_roc_auc": float(roc_auc_score(labels_np, probs_np)) if both_classes else 0.5,
     }
+
+
+def _selection_score(record: Mapping[str, Any], metric: str) -> float:
+    """Higher is better: the loss is negated."""
+    return -float(record[metric]) if metric == "valid_loss" else float(record[metric])
 
 
 def _class_weights_of(criterion: nn.Module) -> list[float] | None:
@@ -468,12 +478,13 @@ def fit(
 
     history: list[dict[str, Any]] = []
     best_state: dict[str, torch.Tensor] | None = None
-    best_epoch, best_f1, stale_epochs, start_epoch = 0, -math.inf, 0, 1
+    best_epoch, best_f1, best_score, stale_epochs, start_epoch = 0, -math.inf, -math.inf, 0, 1
     if resume_state is not None:
         start_epoch = _restore(resume_state, config, trainer)
         history = [dict(record) for record in resume_state["history"]]
         best_state = resume_state["best_model_state"]
         best_epoch, best_f1 = int(resume_state["best_epoch"]), float(resume_state["best_valid_f1"])
+        best_score = float(resume_state.get("best_score", best_f1))
         stale_epochs = int(resume_state["epochs_without_improvement"])
 
     def snapshot(epoch: int) -> dict[str, Any]:
@@ -484,6 +495,7 @@ def fit(
             "best_model_state": best_state,
             "best_epoch": best_epoch,
             "best_valid_f1": best_f1,
+            "best_score": best_score,
             "optimizer_state": _cpu_copy(optimizer.state_dict()),
             "scheduler_state": _cpu_copy(scheduler.state_dict()),
             "scaler_state": _cpu_copy(scaler.state_dict()),
@@ -527,18 +539,20 @@ def fit(
             record["tokens_per_s"] = train_stats["tokens"] / max(train_seconds, 1e-9)
         if amp.use_scaler:  # fp16 overflow steps the GradScaler skipped (normal while it calibrates)
             record["amp_skipped_steps"] = trainer.amp_overflow_steps
-        if record["valid_f1"] > best_f1:  # strict: a tie keeps the earlier epoch
-            best_f1, best_epoch, stale_epochs = record["valid_f1"], epoch, 0
+        score = _selection_score(record, config.selection_metric)
+        if score > best_score:  # strict: a tie keeps the earlier epoch
+            best_score, best_f1, best_epoch, stale_epochs = score, record["valid_f1"], epoch, 0
             best_state = _cpu_copy(trainer.eval_model.state_dict())
         else:
             stale_epochs += 1
         record["best_valid_f1"] = best_f1
+        record["best_epoch"] = best_epoch
         history.append(record)
         last_epoch = epoch
         logger.info(
-            "epoch %d/%d: train_loss %.4f valid_loss %.4f valid_f1 %.4f (best %.4f @ %d) %.1fs",
+            "epoch %d/%d: train_loss %.4f valid_loss %.4f valid_f1 %.4f valid_roc_auc %.4f (best %s @ epoch %d) %.1fs",
             epoch, config.epochs, record["train_loss"], record["valid_loss"], record["valid_f1"],
-            best_f1, best_epoch, seconds,
+            record["valid_roc_auc"], config.selection_metric, best_epoch, seconds,
         )
         if on_epoch_end is not None:
             on_epoch_end(dict(record))
@@ -548,7 +562,7 @@ def fit(
             state = snapshot(epoch)
             save_state(state)
         if stopped_early:
-            logger.info("early stopping after epoch %d: no valid F1 improvement in %d epoch(s)", epoch, patience)
+            logger.info("early stopping after epoch %d: no %s improvement in %d epoch(s)", epoch, config.selection_metric, patience)
             break
     if state is None:
         state = snapshot(last_epoch)
