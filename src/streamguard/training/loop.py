@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler, WeightedRandomSampler
-from tqdm import tqdm  # not tqdm.auto: its asyncio variant calls iter() eagerly (an extra DataLoader pass)
 
+from streamguard.progress import progress
 from streamguard.training.batching import LengthGroupedSampler, move_to_device
 from streamguard.training.config import TrainConfig
 from streamguard.training.losses import build_loss
@@ -320,7 +320,7 @@ class _Trainer:
         group_is_bad = False
         step_in_epoch = 0
         self.optimizer.zero_grad(set_to_none=True)
-        bar = tqdm(loader, desc=f"epoch {epoch}/{config.epochs}", disable=not config.progress, leave=False, dynamic_ncols=True)
+        bar = progress(loader, desc=f"epoch {epoch}/{config.epochs}", disable=not config.progress, leave=False, dynamic_ncols=True)
         for batch_index, batch in enumerate(bar):
             group_start = (batch_index // accumulation) * accumulation
             # The epoch's last group may be short: it is flushed here, never carried into the next epoch.
@@ -610,7 +610,7 @@ def _collect(
     collate_fn: Callable[[list], dict],
     batch_size: int,
     device: str | torch.device,
-    progress: bool,
+    show_progress: bool,
     method: str,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     target = resolve_device(device)
@@ -619,7 +619,7 @@ def _collect(
     loader = _eval_loader(dataset, collate_fn, batch_size, target)
     idx_parts, label_parts, output_parts = [], [], []
     with torch.no_grad():
-        for batch in tqdm(loader, desc=method, disable=not progress, leave=False):
+        for batch in progress(loader, desc=method, disable=not show_progress, leave=False):
             batch = move_to_device(batch, target)
             output_parts.append(run(batch).float().cpu())
             idx_parts.append(batch["idx"].cpu())
