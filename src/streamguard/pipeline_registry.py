@@ -1,4 +1,4 @@
-"""Project pipelines: data_processing, transformer, gnn, fusion, ensemble and the default (all)."""
+"""Project pipelines: data_processing, baseline, transformer, gnn, fusion, ensemble and the default (all)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 from kedro.pipeline import Pipeline
 
-from streamguard.pipelines import data_processing, ensemble, fusion, gnn, transformer
+from streamguard.pipelines import baseline, data_processing, ensemble, fusion, gnn, transformer
 
 DEFAULT_SEEDS = (0, 1, 2)
 
@@ -36,6 +36,7 @@ def register_pipelines() -> dict[str, Pipeline]:
     seeds = configured_seeds()
     pipelines = {
         "data_processing": data_processing.create_pipeline(),
+        "baseline": baseline.create_pipeline(),  # deterministic: one run (baseline.seed_0) whatever the seeds
         "transformer": transformer.create_pipeline(seeds=seeds),
         "gnn": gnn.create_pipeline(seeds=seeds),
         "fusion": fusion.create_pipeline(seeds=seeds),

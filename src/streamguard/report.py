@@ -1,4 +1,5 @@
-"""The final comparison across tracks: per-seed mean +- std against the seed ensemble."""
+"""The final comparison across tracks: per-seed mean +- std against the seed ensemble, beside the
+lexical baseline (TF-IDF + logistic regression); deep rows say whether they beat it on test."""
 
 from __future__ import annotations
 
@@ -29,11 +30,29 @@ def _read(metrics: Mapping[str, Any], path: Sequence[str]) -> float | None:
     return None if value is None else float(value)
 
 
+BASELINE_TRACK = "baseline"
+BASELINE_MODEL = "tf-idf + logreg"
+# Test metrics a deep model must beat the baseline on (strictly higher); column -> label.
+BEAT_COLUMNS: tuple[tuple[str, str], ...] = (("test_roc_auc", "ROC-AUC"), ("test_f1", "F1"))
+
+
 def summary_table(
-    per_seed: Mapping[str, Sequence[Mapping[str, Any]]], ensembles: Mapping[str, Mapping[str, Any]]
+    per_seed: Mapping[str, Sequence[Mapping[str, Any]]],
+    ensembles: Mapping[str, Mapping[str, Any]],
+    baseline: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
-    """One row per (track, seeds mean / seeds std / ensemble); numeric columns for CSV and plots."""
+    """One row per (track, seeds mean / seeds std / ensemble); numeric columns for CSV and plots.
+
+    With ``baseline`` (the baseline's metrics dict) the first row is the baseline, and every deep
+    ``seeds mean`` / ``ensemble`` row gets ``beats_baseline_roc_auc`` / ``beats_baseline_f1``
+    (True when its test value is strictly higher than the baseline's).
+    """
     rows = []
+    if baseline is not None:
+        rows.append(
+            {"track": BASELINE_TRACK, "model": BASELINE_MODEL, "num_seeds": 1,
+             **{column: _read(baseline, path) for column, path in SUMMARY_COLUMNS}}
+        )
     for track, seed_metrics in per_seed.items():
         stats = {column: [_read(m, path) for m in seed_metrics] for column, path in SUMMARY_COLUMNS}
         mean_row = {"track": track, "model": "seeds mean", "num_seeds": len(seed_metrics)}
@@ -48,25 +67,85 @@ def summary_table(
                 {"track": track, "model": "ensemble", "num_seeds": ensemble.get("num_seeds_with_logits"),
                  **{column: _read(ensemble, path) for column, path in SUMMARY_COLUMNS}}
             )
+    if baseline is not None:
+        reference = rows[0]
+        for row in rows[1:]:
+            for column, _ in BEAT_COLUMNS:
+                flag = f"beats_baseline_{column.removeprefix('test_')}"
+                comparable = row["model"] != "seeds std" and row.get(column) is not None and reference[column] is not None
+                row[flag] = bool(row[column] > reference[column]) if comparable else None
     return pd.DataFrame(rows)
+
+
+def has_baseline(table: pd.DataFrame) -> bool:
+    return bool((table["track"] == BASELINE_TRACK).any())
+
+
+def _beats_cell(row: Mapping[str, Any]) -> str:
+    cells = []
+    for column, _ in BEAT_COLUMNS:
+        value = row.get(f"beats_baseline_{column.removeprefix('test_')}")
+        cells.append("n/a" if value is None or pd.isna(value) else ("yes" if value else "**NO**"))
+    return " / ".join(cells)
+
+
+def baseline_verdicts(table: pd.DataFrame) -> list[str]:
+    """One plain sentence per deep track: does it beat the lexical baseline on test ROC-AUC and F1?
+
+    The track's ensemble row is judged (its per-seed mean when it has no ensemble).
+    """
+    if not has_baseline(table):
+        return []
+    reference = table[table["track"] == BASELINE_TRACK].iloc[0]
+    sentences = []
+    for track, group in table[table["track"] != BASELINE_TRACK].groupby("track", sort=False):
+        rows = {row["model"]: row for _, row in group.iterrows()}
+        row = rows.get("ensemble", rows.get("seeds mean"))
+        if row is None:
+            continue
+        label = f"{track} ({'ensemble' if 'ensemble' in rows else 'per-seed mean'})"
+        won, lost = [], []
+        for column, name in BEAT_COLUMNS:
+            mine, theirs = row[column], reference[column]
+            if mine is None or theirs is None or pd.isna(mine) or pd.isna(theirs):
+                continue
+            digits = 3 if round(mine, 3) != round(theirs, 3) else 5  # show why a "tie" at 3 decimals is won or lost
+            (won if mine > theirs else lost).append(f"{name} ({mine:.{digits}f} vs {theirs:.{digits}f})")
+        if not lost:
+            sentences.append(f"{label} beats the lexical baseline on test {' and '.join(won)}.")
+        else:
+            also = f"; it does beat it on {' and '.join(won)}" if won else ""
+            sentences.append(f"**{label} does NOT beat the lexical baseline** on test {' or '.join(lost)}{also}.")
+    return sentences
 
 
 def summary_markdown(table: pd.DataFrame) -> str:
     """The table as Markdown with mean +- std cells, for the README, the log and MLflow."""
     columns = [column for column, _ in SUMMARY_COLUMNS]
+    with_baseline = has_baseline(table)
+    beat_header = " | beats baseline (" + " / ".join(name for _, name in BEAT_COLUMNS) + ")" if with_baseline else ""
     lines = [
-        "| track | model | seeds | " + " | ".join(columns) + " |",
-        "|---|---|---|" + "---|" * len(columns),
+        "| track | model | seeds | " + " | ".join(columns) + beat_header + " |",
+        "|---|---|---|" + "---|" * (len(columns) + int(with_baseline)),
     ]
     for track, group in table.groupby("track", sort=False):
         rows = {row["model"]: row for _, row in group.iterrows()}
+        if track == BASELINE_TRACK:
+            row = rows[BASELINE_MODEL]
+            cells = [_cell(row[c]) for c in columns]
+            lines.append(f"| {track} | {BASELINE_MODEL} | 1 | " + " | ".join(cells) + " | (reference) |")
+            continue
         mean, std = rows["seeds mean"], rows["seeds std"]
-        cells = [_cell(mean[c], std[c]) for c in columns]
+        cells = [_cell(mean[c], std[c]) for c in columns] + ([_beats_cell(mean)] if with_baseline else [])
         lines.append(f"| {track} | per seed | {int(mean['num_seeds'])} | " + " | ".join(cells) + " |")
         if "ensemble" in rows:
             ensemble = rows["ensemble"]
-            cells = [_cell(ensemble[c]) for c in columns]
+            cells = [_cell(ensemble[c]) for c in columns] + ([_beats_cell(ensemble)] if with_baseline else [])
             lines.append(f"| {track} | ensemble | {int(ensemble['num_seeds'])} | " + " | ".join(cells) + " |")
+    verdicts = baseline_verdicts(table)
+    if verdicts:
+        lines += ["", "Against the lexical baseline (TF-IDF + logistic regression, same splits, same validation-chosen threshold rule):", ""]
+        lines += [f"- {sentence}" for sentence in verdicts]
     return "\n".join(lines) + "\n"
 
 

@@ -37,7 +37,16 @@ def per_seed(track: str, seeds: Iterable[int], build: Callable[[int], Pipeline])
 
 
 def score(valid_logits: Any, test_logits: Any, checkpoint: dict, sweep: dict) -> dict:
-    """The shared metrics dict of a seed: threshold chosen on valid, applied to test."""
+    """The shared metrics dict of a seed: threshold chosen on valid, applied to test.
+
+    ``checkpoint`` is a trained track's checkpoint, or any dict with ``track``, ``seed`` and
+    ``config`` (the baseline's summary): the training-loop keys are added when it has them.
+    """
+    training = {}
+    if "best_epoch" in checkpoint:
+        training["best_epoch"] = checkpoint["best_epoch"]
+    if "best_valid_f1" in checkpoint:
+        training["best_valid_f1_during_training"] = checkpoint["best_valid_f1"]
     return metrics_from_logits(
         valid_logits,
         test_logits,
@@ -45,7 +54,6 @@ def score(valid_logits: Any, test_logits: Any, checkpoint: dict, sweep: dict) ->
         track=checkpoint["track"],
         seed=checkpoint["seed"],
         preset=checkpoint["config"].get("preset"),
-        best_epoch=checkpoint["best_epoch"],
-        best_valid_f1_during_training=checkpoint["best_valid_f1"],
+        **training,
         **checkpoint.get("metrics_extra", {}),
     )

@@ -1,0 +1,567 @@
+"""Model quality: every deep track over several seeds, their ensembles and the lexical baseline.
+
+    python benchmarks/quality.py --data generated                        # embedded generator, 1200/300/300
+    python benchmarks/quality.py --data devign --data-dir ../shared/data/devign \\
+        --sample-train 2500 --sample-valid 1000 --sample-test 1000 --seeds 0 1
+    python benchmarks/quality.py --quick                                 # smoke run (tiny data, tiny models)
+
+What it runs is what a user runs: ``kedro run`` (the ``__default__`` pipeline: data_processing,
+baseline, transformer, gnn, fusion, ensemble) through a KedroSession in a throwaway copy of the
+project's conf, with seeds and the CPU-sized model settings in the copy's
+``conf/local/parameters.yml`` and the data choice as runtime params (the same dotted
+``--params`` a user passes). Nothing in the repository is written except ``--out``.
+
+It prints (and writes to ``--out``, default ``benchmarks/results/quality_<data>.md``) a Markdown
+report: test accuracy (at 0.5, as CodeXGLUE reports it, and at the validation-chosen threshold),
+F1 at the validation-chosen threshold, ROC-AUC and PR-AUC, per-seed mean ± std and seed ensemble
+for transformer, gnn and fusion, the TF-IDF + logistic-regression baseline on the same split,
+the published CodeXGLUE Devign test accuracies, whether each deep model beats the baseline, the
+duplicate report, the same numbers with cross-split duplicates removed from test, and wall times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEEP_TRACKS = ("transformer", "gnn", "fusion")
+
+# CodeXGLUE Defect detection (Devign), test accuracy (%), from the CodeXGLUE leaderboard / paper.
+PUBLISHED_DEVIGN_ACCURACY: tuple[tuple[str, float], ...] = (
+    ("BiLSTM", 59.37),
+    ("TextCNN", 60.69),
+    ("RoBERTa", 61.05),
+    ("CodeBERT", 62.08),
+    ("CoTexT", 66.62),
+)
+
+# CPU-sized model settings, written to the copy's conf/local/parameters.yml. "cpu" keeps the
+# project's default presets (transformer_cpu_fast, gnn_cpu_fast, fusion_balanced) with progress
+# bars off; "quick" is a smoke configuration (tiny models, one epoch, one seed by default).
+CPU_LOCAL = """
+transformer:
+  training: {progress: false}
+gnn:
+  training: {progress: false}
+fusion:
+  training: {progress: false}
+"""
+QUICK_LOCAL = """
+transformer:
+  max_length: 128
+  vocab_size: 600
+  training: {epochs: 1, batch_size: 16, progress: false}
+gnn:
+  hidden_dim: 16
+  num_layers: 2
+  training: {epochs: 1, batch_size: 32, progress: false}
+fusion:
+  hidden_dim: 16
+  training: {epochs: 1, progress: false}
+"""
+QUICK_SIZES = (160, 60, 60)
+
+
+# --------------------------------------------------------------------------------------------
+# Running the project
+# --------------------------------------------------------------------------------------------
+
+
+def make_project_copy(destination: Path, local_parameters: str) -> Path:
+    """A throwaway copy of the project's conf; data, mlflow.db and mlruns land inside it."""
+    shutil.copytree(PROJECT_ROOT / "conf", destination / "conf", ignore=shutil.ignore_patterns("local"))
+    (destination / "conf" / "local").mkdir()
+    (destination / "conf" / "local" / "parameters.yml").write_text(local_parameters, encoding="utf-8")
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", destination / "pyproject.toml")
+    (destination / "src").mkdir()  # Kedro's bootstrap checks it exists; the package is installed (-e)
+    return destination
+
+
+class NodeTimer:
+    """A Kedro hook recording each node's wall time."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, float] = {}
+        self.seconds: dict[str, float] = {}
+
+    def _hooks(self):
+        from kedro.framework.hooks import hook_impl
+
+        timer = self
+
+        class Hooks:
+            @hook_impl
+            def before_node_run(self, node: Any) -> None:
+                timer.started[node.name] = time.perf_counter()
+
+            @hook_impl
+            def after_node_run(self, node: Any) -> None:
+                timer.seconds[node.name] = time.perf_counter() - timer.started.pop(node.name)
+
+        return Hooks()
+
+
+def stage_of(node_name: str) -> str:
+    """Group node names into stages: data_processing, baseline, transformer, gnn, fusion, ensemble."""
+    head = node_name.split(".", 1)[0]
+    if head in ("baseline", *DEEP_TRACKS, "ensemble"):
+        return head
+    if node_name.endswith("build_graphs"):
+        return "gnn"
+    return "data_processing"
+
+
+def run_project(project: Path, runtime_params: Mapping[str, Any]) -> tuple[float, dict[str, float], dict[str, Any]]:
+    """``kedro run`` (all pipelines) in ``project``; returns total wall seconds, seconds per node and
+    the effective parameters (after presets, conf/local and runtime params)."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    timer = NodeTimer()
+    previous = Path.cwd()
+    os.chdir(project)
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{project / 'mlflow.db'}"
+    started = time.perf_counter()
+    try:
+        bootstrap_project(project)
+        with KedroSession.create(project_path=project, runtime_params=dict(runtime_params)) as session:
+            session._hook_manager.register(timer._hooks())  # noqa: SLF001 (timing only; Kedro has no public API)
+            params = session.load_context().params
+            session.run()
+    finally:
+        os.chdir(previous)
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    return time.perf_counter() - started, timer.seconds, params
+
+
+def config_lines(params: Mapping[str, Any]) -> list[str]:
+    """The model settings that decide cost and quality, as the run resolved them."""
+    t, g, f, b = (params.get(k, {}) for k in ("transformer", "gnn", "fusion", "baseline"))
+    tt, gt, ft = t.get("training", {}), g.get("training", {}), f.get("training", {})
+    return [
+        f"- transformer: preset `{t.get('preset')}`, model `{t.get('model_name')}`, max_length {t.get('max_length')}, "
+        f"epochs {tt.get('epochs')} (patience {tt.get('early_stopping_patience')}), batch {tt.get('batch_size')}, lr {tt.get('lr')}",
+        f"- gnn: preset `{g.get('preset')}`, {g.get('arch')} × {g.get('num_layers')} layers, hidden {g.get('hidden_dim')}, "
+        f"epochs {gt.get('epochs')} (patience {gt.get('early_stopping_patience')}), lr {gt.get('lr')}",
+        f"- fusion: preset `{f.get('preset')}`, hidden {f.get('hidden_dim')}, frozen encoders "
+        f"{bool(f.get('freeze_transformer')) and bool(f.get('freeze_gnn'))}, epochs {ft.get('epochs')}, lr {ft.get('lr')}",
+        f"- baseline: n-grams {b.get('ngram_range')}, min_df {b.get('min_df')}, C grid {b.get('c_grid')}, "
+        f"chosen by valid {b.get('select_by')}",
+    ]
+
+
+def dotted_params(items: Sequence[str]) -> dict[str, Any]:
+    """``["a.b=1", "c=x"]`` -> nested dict, exactly as ``kedro run --params`` parses them."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(OmegaConf.from_dotlist(list(items))) if items else {}
+
+
+# --------------------------------------------------------------------------------------------
+# Reading results
+# --------------------------------------------------------------------------------------------
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def collect(project: Path, seeds: Sequence[int]) -> dict[str, Any]:
+    """metrics.json and logits of every seed, ensemble and the baseline, as the run wrote them."""
+    import pandas as pd
+
+    reporting, outputs = project / "data/08_reporting", project / "data/07_model_output"
+    result: dict[str, Any] = {"per_seed": {}, "ensembles": {}, "logits": {}}
+    for track in DEEP_TRACKS:
+        result["per_seed"][track] = [read_json(reporting / f"{track}/seed_{s}/metrics.json") for s in seeds]
+        result["ensembles"][track] = read_json(reporting / f"{track}/ensemble_metrics.json")
+        for s in seeds:
+            result["logits"][(track, f"seed_{s}")] = {
+                split: pd.read_parquet(outputs / f"{track}/seed_{s}/{split}_logits.parquet") for split in ("valid", "test")
+            }
+        result["logits"][(track, "ensemble")] = {
+            split: pd.read_parquet(outputs / f"{track}/ensemble_{split}_logits.parquet") for split in ("valid", "test")
+        }
+    result["baseline"] = read_json(reporting / "baseline/seed_0/metrics.json")
+    result["logits"][("baseline", "seed_0")] = {
+        split: pd.read_parquet(outputs / f"baseline/seed_0/{split}_logits.parquet") for split in ("valid", "test")
+    }
+    result["data_report"] = read_json(reporting / "data_processing/data_report.json")
+    result["splits"] = {
+        split: pd.read_parquet(project / f"data/03_primary/{split}_functions.parquet") for split in ("train", "valid", "test")
+    }
+    return result
+
+
+def test_duplicates(splits: Mapping[str, Any]) -> set[int]:
+    """idx of test rows whose normalised text also occurs in train or valid."""
+    from streamguard.data.dedup import drop_cross_split_duplicates
+
+    _, dropped = drop_cross_split_duplicates(splits)
+    return set(dropped.loc[dropped["split"] == "test", "idx"].astype(int))
+
+
+def rescored(results: Mapping[str, Any], drop_idx: set[int], seeds: Sequence[int]) -> dict[str, Any]:
+    """The same models scored on test without ``drop_idx``; thresholds still chosen on (unchanged) valid."""
+    from streamguard.evaluation import metrics_from_logits
+
+    sweep = results["baseline"].get("sweep")
+    info = results["baseline"].get("baseline")
+
+    def score(key: tuple[str, str], **extra: Any) -> dict:
+        frames = results["logits"][key]
+        test = frames["test"][~frames["test"]["idx"].isin(drop_idx)].reset_index(drop=True)
+        return metrics_from_logits(frames["valid"], test, sweep, **extra)
+
+    return {
+        "per_seed": {track: [score((track, f"seed_{s}"), seed=s) for s in seeds] for track in DEEP_TRACKS},
+        "ensembles": {
+            track: {**score((track, "ensemble")), "num_seeds_with_logits": results["ensembles"][track]["num_seeds_with_logits"]}
+            for track in DEEP_TRACKS
+        },
+        "baseline": score(("baseline", "seed_0"), **({"baseline": info} if info else {})),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Markdown
+# --------------------------------------------------------------------------------------------
+
+# (header, key in the metrics' test block); accuracies are shown in %, as published.
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("test acc @0.5", "accuracy_at_0_5"),
+    ("test acc @thr", "accuracy"),
+    ("test F1 @thr", "f1"),
+    ("test ROC-AUC", "roc_auc"),
+    ("test PR-AUC", "pr_auc"),
+)
+
+
+def _fmt(values: Sequence[float], percent: bool = False) -> str:
+    from streamguard.metrics import mean_std
+
+    scale = 100.0 if percent else 1.0
+    digits = 2 if percent else 3
+    if len(values) == 1:
+        return f"{values[0] * scale:.{digits}f}"
+    mean, std = mean_std(values)
+    return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
+
+
+def _cells(metrics: Sequence[Mapping[str, Any]]) -> list[str]:
+    cells = []
+    for header, key in COLUMNS:
+        cells.append(_fmt([m["test"][key] for m in metrics], percent=header.startswith("test acc")))
+    return cells
+
+
+def _beats(metrics: Sequence[Mapping[str, Any]], baseline: Mapping[str, Any]) -> str:
+    from streamguard.metrics import mean_std
+
+    verdicts = []
+    for key in ("roc_auc", "f1"):
+        mean, _ = mean_std([m["test"][key] for m in metrics])
+        verdicts.append("yes" if mean > baseline["test"][key] else "**NO**")
+    return " / ".join(verdicts)
+
+
+def results_table(scored: Mapping[str, Any], published: bool, published_note: str) -> str:
+    header = "| model | seeds | " + " | ".join(h for h, _ in COLUMNS) + " | beats baseline (ROC-AUC / F1) |"
+    lines = [header, "|---|---|" + "---|" * (len(COLUMNS) + 1)]
+    baseline = scored["baseline"]
+    chosen = f" (C={baseline['baseline']['C']:g})" if "baseline" in baseline else ""
+    lines.append(f"| baseline: TF-IDF + logistic regression{chosen} | – | " + " | ".join(_cells([baseline])) + " | (reference) |")
+    p = baseline["test"]["num_positive"] / baseline["test"]["num_samples"]
+    lines.append(f"| trivial: flag every function vulnerable | – | {100 * p:.2f} | {100 * p:.2f} | {2 * p / (1 + p):.3f} "
+                 f"| 0.500 | {p:.3f} | – |")
+    for track in DEEP_TRACKS:
+        seeds = scored["per_seed"][track]
+        lines.append(f"| {track}, per seed (mean ± std) | {len(seeds)} | " + " | ".join(_cells(seeds)) + f" | {_beats(seeds, baseline)} |")
+        ensemble = scored["ensembles"][track]
+        lines.append(
+            f"| {track}, seed ensemble | {ensemble['num_seeds_with_logits']} | "
+            + " | ".join(_cells([ensemble])) + f" | {_beats([ensemble], baseline)} |"
+        )
+    if published:
+        for name, accuracy in PUBLISHED_DEVIGN_ACCURACY:
+            lines.append(f"| {name} (CodeXGLUE Devign, published{published_note}) | – | {accuracy:.2f} | – | – | – | – | – |")
+    return "\n".join(lines)
+
+
+def verdict_sentences(scored: Mapping[str, Any]) -> list[str]:
+    """Plain sentences from the report module's comparison (ensemble rows judged), plus a warning
+    for models whose F1 is no better than flagging every function (F1 = 2p / (1 + p))."""
+    from streamguard.report import baseline_verdicts, summary_table
+
+    table = summary_table(scored["per_seed"], scored["ensembles"], baseline=scored["baseline"])
+    sentences = baseline_verdicts(table)
+    test = scored["baseline"]["test"]
+    p = test["num_positive"] / test["num_samples"]
+    trivial = 2 * p / (1 + p)
+    candidates = {"baseline": scored["baseline"], **{f"{t} (ensemble)": scored["ensembles"][t] for t in DEEP_TRACKS}}
+    degenerate = [name for name, metrics in candidates.items() if metrics["test"]["f1"] <= trivial + 0.005]
+    if degenerate:
+        sentences.append(
+            f"F1 caveat: flagging every test function gives F1 {trivial:.3f}; {', '.join(degenerate)} "
+            f"{'is' if len(degenerate) == 1 else 'are'} within 0.005 of that (or below), so an F1 win there says little; "
+            "ROC-AUC is the threshold-free comparison."
+        )
+    return sentences
+
+
+def duplicates_section(report: Mapping[str, Any], dropped_test: int, test_rows: int) -> list[str]:
+    within, cross = report["duplicates"]["within"], report["duplicates"]["cross"]
+    lines = [
+        "| split | rows | exact dups within | normalised dups within | label-conflict groups within |",
+        "|---|---|---|---|---|",
+    ]
+    for split, row in within.items():
+        lines.append(
+            f"| {split} | {row['rows']} | {row['exact_duplicates_within']} | {row['normalized_duplicates_within']} "
+            f"| {row['conflicting_labels_within']} |"
+        )
+    lines += ["", "| pair (rows of the second found in the first) | exact | normalised | with conflicting label |", "|---|---|---|---|"]
+    for pair, row in cross.items():
+        first, second = pair.split("__")
+        lines.append(f"| {first} → {second} | {row['exact']} | {row['normalized']} | {row['conflicting_labels']} |")
+    lines += ["", f"Test rows whose normalised text also occurs in train or valid: **{dropped_test} of {test_rows}**."]
+    return lines
+
+
+def timing_section(total: float, node_seconds: Mapping[str, float], seeds: Sequence[int]) -> list[str]:
+    stages: dict[str, float] = defaultdict(float)
+    for name, seconds in node_seconds.items():
+        stages[stage_of(name)] += seconds
+    lines = ["| stage | wall s |", "|---|---|"]
+    for stage in ("data_processing", "baseline", *DEEP_TRACKS, "ensemble"):
+        if stage in stages:
+            extra = f" ({len(seeds)} seeds)" if stage in DEEP_TRACKS else ""
+            lines.append(f"| {stage}{extra} | {stages[stage]:.1f} |")
+    lines.append(f"| **total (`kedro run`, incl. session start and MLflow logging)** | **{total:.1f}** |")
+    return lines
+
+
+def build_report(args: argparse.Namespace, runtime_params: Mapping[str, Any], results: Mapping[str, Any],
+                 total: float, node_seconds: Mapping[str, float], load: tuple[str, str] = ("n/a", "n/a"),
+                 params: Mapping[str, Any] | None = None) -> str:
+    seeds = args.seeds
+    drop = test_duplicates(results["splits"])
+    full = {"per_seed": results["per_seed"], "ensembles": results["ensembles"], "baseline": results["baseline"]}
+    rows = {split: len(frame) for split, frame in results["splits"].items()}
+    positive = results["data_report"]["positive_rate"]
+    is_devign = args.data == "devign"
+    note = "" if is_devign else "; other data"
+    lines = [
+        f"# StreamGuard quality benchmark: {args.data}{' (quick)' if args.quick else ''}",
+        "",
+        f"- Date (UTC): {datetime.now(timezone.utc).isoformat(timespec='seconds')}; machine: {platform.machine()}, "
+        f"{os.cpu_count()} CPU cores, Python {platform.python_version()}, torch {_torch_version()}",
+        f"- Command: `python benchmarks/quality.py {' '.join(sys.argv[1:])}`",
+        f"- Ran `kedro run` (default pipeline) in a temporary project copy; runtime params `{_flat(runtime_params)}`; "
+        f"seeds {list(seeds)}; model settings: {'quick (tiny test configuration)' if args.quick else 'project CPU presets (transformer_cpu_fast, gnn_cpu_fast, fusion_balanced)'}"
+        + (f"; extra params `{','.join(args.params)}`" if args.params else ""),
+        f"- Rows used: train {rows['train']}, valid {rows['valid']}, test {rows['test']}; vulnerable share "
+        f"train {positive['train']:.3f}, valid {positive['valid']:.3f}, test {positive['test']:.3f}",
+        f"- **Wall time: {total:.1f} s** ({total / 60:.1f} min) for the whole run; torch threads "
+        f"{_torch_threads()}; 1-min load average {load[0]} before, {load[1]} after (other processes share the CPU)",
+        "",
+        "## Test metrics (threshold chosen on valid, applied to test)",
+        "",
+        "`acc @0.5` predicts vulnerable when P ≥ 0.5 (argmax, as CodeXGLUE reports accuracy); `@thr` uses the "
+        "threshold that maximises F1 on valid (0.30–0.70 grid). Per-seed cells are mean ± sample std over seeds.",
+        "",
+        results_table(full, published=True, published_note=note),
+        "",
+    ]
+    if is_devign:
+        lines += [
+            "Published numbers are CodeXGLUE's Devign split with full training data and GPU-trained models; ours is "
+            "a different random 80/10/10 split of the same functions (grouped on normalised text), sub-sampled, "
+            "with CPU-sized models: indicative, not like-for-like.",
+            "",
+        ]
+    else:
+        lines += ["Published numbers are on Devign, shown for scale only: this run is on generated data.", ""]
+    lines += ["### Does each deep model beat the lexical baseline?", ""]
+    lines += [f"- {sentence}" for sentence in verdict_sentences(full)]
+    lines += ["", "## Duplicates (normalised text: comments and layout removed)", ""]
+    lines += duplicates_section(results["data_report"], len(drop), rows["test"])
+    lines += [""]
+    if drop:
+        deduped = rescored(results, drop, seeds)
+        lines += [
+            f"### Test metrics with cross-split duplicates removed from test ({rows['test'] - len(drop)} rows)",
+            "",
+            "Same models, same validation-chosen thresholds; only the test rows that also occur in train/valid are left out.",
+            "",
+            results_table(deduped, published=False, published_note=note),
+            "",
+        ]
+        lines += [f"- {sentence}" for sentence in verdict_sentences(deduped)]
+        lines += [""]
+    else:
+        lines += ["No test row occurs in train or valid, so the de-duplicated numbers are the ones above.", ""]
+    info = results["baseline"].get("baseline", {})
+    if info:
+        lines += [
+            "## Baseline details",
+            "",
+            f"C = {info['C']:g} chosen by valid {info['select_by']} over {[row['C'] for row in info['c_grid']]}; "
+            f"vocabulary {info['vocabulary_size']} n-grams (n = {info['ngram_range'][0]}..{info['ngram_range'][1]}); "
+            f"fit + grid {info['fit_seconds']:.1f} s.",
+            f"Most vulnerable n-grams: {', '.join(f'`{t}`' for t in info.get('top_vulnerable_ngrams', [])[:8])}.",
+            f"Most safe n-grams: {', '.join(f'`{t}`' for t in info.get('top_safe_ngrams', [])[:8])}.",
+            "",
+        ]
+    if params:
+        lines += ["## Model settings (as resolved by the run)", ""] + config_lines(params) + [""]
+    lines += ["## Wall time per stage (sum of node times)", ""]
+    lines += timing_section(total, node_seconds, seeds)
+    return "\n".join(lines) + "\n"
+
+
+def _flat(params: Mapping[str, Any], prefix: str = "") -> str:
+    items = []
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            items.append(_flat(value, name + "."))
+        else:
+            items.append(f"{name}={value}")
+    return ",".join(items)
+
+
+def _load_average() -> str:
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except OSError:  # pragma: no cover
+        return "n/a"
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _torch_version() -> str:
+    try:
+        import torch
+
+        return torch.__version__
+    except ImportError:  # pragma: no cover
+        return "n/a"
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", choices=("generated", "devign"), default="generated")
+    parser.add_argument("--data-dir", type=Path, default=PROJECT_ROOT.parent / "shared" / "data" / "devign",
+                        help="folder with {train,valid,test}.jsonl[.gz] (--data devign)")
+    parser.add_argument("--n-train", type=int, default=None,
+                        help="generated rows (--data generated); default: the pipeline's data_processing.generator sizes")
+    parser.add_argument("--n-valid", type=int, default=None)
+    parser.add_argument("--n-test", type=int, default=None)
+    parser.add_argument("--sample-train", type=int, default=2500, help="seeded sample of train rows (--data devign)")
+    parser.add_argument("--sample-valid", type=int, default=1000)
+    parser.add_argument("--sample-test", type=int, default=1000)
+    parser.add_argument("--sample-seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="default: 0 1 2 (generated), 0 1 (devign), 0 (--quick)")
+    parser.add_argument("--params", action="append", default=[],
+                        help="extra dotted overrides as in `kedro run --params`, e.g. transformer.training.epochs=2 (repeatable)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch intra-op threads (default 1: on a shared 2-core machine more threads oversubscribe "
+                             "and run several times slower; 0 = torch's own choice)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: tiny data, tiny models, one epoch, one seed")
+    parser.add_argument("--out", type=Path, default=None, help="Markdown file (default benchmarks/results/quality_<data>.md)")
+    parser.add_argument("--keep", type=Path, default=None, help="run in this folder and keep it (default: a temp folder, removed)")
+    args = parser.parse_args(argv)
+    if args.seeds is None:
+        args.seeds = [0] if args.quick else [0, 1] if args.data == "devign" else [0, 1, 2]
+    if len(set(args.seeds)) != len(args.seeds):
+        parser.error("--seeds must be distinct")
+    if args.quick:
+        args.n_train, args.n_valid, args.n_test = QUICK_SIZES
+        args.sample_train, args.sample_valid, args.sample_test = (min(v, q) for v, q in zip(
+            (args.sample_train, args.sample_valid, args.sample_test), (400, 150, 150)))
+    if args.out is None:
+        args.out = PROJECT_ROOT / "benchmarks" / "results" / f"quality_{args.data}{'_quick' if args.quick else ''}.md"
+    args.params = [item for group in args.params for item in group.split(",") if item]
+    return args
+
+
+def runtime_params_for(args: argparse.Namespace) -> dict[str, Any]:
+    if args.data == "generated":
+        items = ["data_processing.source=generated"]
+        for split in ("train", "valid", "test"):
+            size = getattr(args, f"n_{split}")
+            if size is not None:  # otherwise the pipeline's own default size
+                items.append(f"data_processing.generator.n_{split}={size}")
+    else:
+        data_dir = args.data_dir.resolve()
+        items = ["data_processing.source=jsonl"]
+        for split in ("train", "valid", "test"):
+            path = next((p for p in (data_dir / f"{split}.jsonl.gz", data_dir / f"{split}.jsonl") if p.exists()), None)
+            if path is None:
+                raise SystemExit(f"{data_dir} has no {split}.jsonl.gz or {split}.jsonl")
+            items.append(f"data_processing.paths.{split}={path}")
+        items += [
+            f"data_processing.sample_per_split.train={args.sample_train}",
+            f"data_processing.sample_per_split.valid={args.sample_valid}",
+            f"data_processing.sample_per_split.test={args.sample_test}",
+            f"data_processing.sample_seed={args.sample_seed}",
+        ]
+    return dotted_params(items + list(args.params))
+
+
+def main(argv: Sequence[str] | None = None) -> str:
+    from streamguard.offline import enforce_offline
+
+    enforce_offline()
+    args = parse_args(argv)
+    if args.threads > 0:
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
+        import torch
+
+        torch.set_num_threads(args.threads)
+    load_before = _load_average()
+    runtime_params = runtime_params_for(args)
+    local = f"seeds: [{', '.join(str(s) for s in args.seeds)}]\n" + (QUICK_LOCAL if args.quick else CPU_LOCAL)
+    workdir = args.keep.resolve() if args.keep else Path(tempfile.mkdtemp(prefix="streamguard-quality-"))
+    if args.keep and workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        project = make_project_copy(workdir, local)
+        total, node_seconds, params = run_project(project, runtime_params)
+        results = collect(project, args.seeds)
+        report = build_report(args, runtime_params, results, total, node_seconds, (load_before, _load_average()), params)
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(report, encoding="utf-8")
+    print(report)
+    print(f"(written to {args.out})")
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""baseline nodes: thin wrappers over streamguard.baseline (TF-IDF + logistic regression)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+
+def fit(
+    train_functions: pd.DataFrame,
+    valid_functions: pd.DataFrame,
+    test_functions: pd.DataFrame,
+    params: dict[str, Any],
+    *,
+    seed: int,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Fit on train, choose C on valid; the logits tables and a checkpoint-like summary for ``score``."""
+    from streamguard.baseline import fit_baseline
+
+    valid_logits, test_logits, info = fit_baseline(train_functions, valid_functions, test_functions, params)
+    summary = {
+        "track": "baseline",
+        "seed": seed,
+        "config": {"preset": None},
+        "metrics_extra": {"baseline": info},
+    }
+    return valid_logits, test_logits, summary
