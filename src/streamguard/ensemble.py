@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,53 @@ class EnsembleError(ValueError):
     """Seeds cannot be ensembled (none usable, or rows misaligned)."""
 
 
+def recompute_missing_logits(
+    track: str,
+    per_seed: Mapping[int, Mapping[str, pd.DataFrame | None]],
+    checkpoints: Mapping[int, Callable[[], Mapping[str, Any] | None]],
+    frames: Mapping[str, pd.DataFrame],
+    graphs: Mapping[str, Any],
+) -> dict[int, dict[str, pd.DataFrame | None]]:
+    """Rebuild the logits a seed lacks from that seed's checkpoint (the original's ``--recompute``).
+
+    ``checkpoints`` maps a seed to a loader, called only for seeds with missing logits, so
+    checkpoints are never read when nothing is missing. A seed without a usable checkpoint keeps
+    its gap (and is skipped by :func:`usable_seeds` with a warning).
+    """
+    filled = {seed: dict(splits) for seed, splits in per_seed.items()}
+    for seed, splits in filled.items():
+        missing = [split for split, frame in splits.items() if frame is None]
+        if not missing:
+            continue
+        try:
+            checkpoint = checkpoints[seed]() if seed in checkpoints else None
+            if checkpoint is None:
+                logger.warning("%s ensemble: cannot recompute seed %s, its checkpoint is missing too.", track, seed)
+                continue
+            for split in missing:
+                splits[split] = _logits_from_checkpoint(track, checkpoint, frames[split], graphs.get(split))
+            logger.info("%s ensemble: recomputed %s logits of seed %s from its checkpoint", track, "/".join(missing), seed)
+        except Exception as error:  # a corrupt checkpoint, a branch the checkpoint needs: skip the seed, say why
+            logger.warning("%s ensemble: failed to recompute the logits of seed %s: %s", track, seed, error)
+    return filled
+
+
+def _logits_from_checkpoint(track: str, checkpoint: Mapping[str, Any], frame: pd.DataFrame, graphs: Any) -> pd.DataFrame:
+    if track == "transformer":
+        from streamguard.tracks.transformer import transformer_logits
+
+        return transformer_logits(checkpoint, frame)
+    if track == "gnn":
+        from streamguard.tracks.gnn import gnn_logits
+
+        return gnn_logits(checkpoint, graphs, frame)
+    if track == "fusion":
+        from streamguard.tracks.fusion import fusion_logits
+
+        return fusion_logits(checkpoint, frame, graphs)
+    raise ValueError(f"cannot recompute logits for track {track!r}")
+
+
 def usable_seeds(track: str, per_seed: Mapping[int, Mapping[str, pd.DataFrame | None]]) -> list[int]:
     """Seeds whose valid and test logits both exist; the others are skipped with a warning."""
     usable = []
@@ -27,7 +74,8 @@ def usable_seeds(track: str, per_seed: Mapping[int, Mapping[str, pd.DataFrame | 
         if missing:
             logger.warning(
                 "%s ensemble: skipping seed %s, its %s logits are missing. Produce them with "
-                "`kedro run --pipeline %s`.", track, seed, "/".join(missing), track,
+                "`kedro run --pipeline %s`, or rebuild them from the seed's checkpoint with "
+                "`kedro run --pipeline ensemble --params ensemble.recompute=true`.", track, seed, "/".join(missing), track,
             )
         else:
             usable.append(seed)

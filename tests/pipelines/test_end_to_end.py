@@ -122,3 +122,68 @@ def test_unknown_preset_fails_before_running(tmp_path: Path):
     with pytest.raises(UnknownPresetError, match="fusion_balanced"):
         run_kedro(project, pipeline="data_processing", runtime_params={"preset": "no_such_preset"})
     assert not (project / "data/03_primary").exists()
+
+
+def test_baseline_runs_once_and_writes_the_shared_metrics(full_run: Path):
+    valid = pd.read_parquet(full_run / "data/03_primary/valid_functions.parquet")
+    test = pd.read_parquet(full_run / "data/03_primary/test_functions.parquet")
+    metrics = read_json(full_run / "data/08_reporting/baseline/seed_0/metrics.json")
+    assert REQUIRED_KEYS <= set(metrics)
+    assert metrics["track"] == "baseline" and metrics["seed"] == 0
+    assert metrics["test"]["threshold"] == metrics["best_threshold_by_f1"]
+    assert metrics["baseline"]["C"] in [row["C"] for row in metrics["baseline"]["c_grid"]]
+    assert metrics["baseline"]["select_by"] == "roc_auc" and metrics["baseline"]["vocabulary_size"] > 0
+    for split, frame in (("valid", valid), ("test", test)):
+        logits = pd.read_parquet(full_run / f"data/07_model_output/baseline/seed_0/{split}_logits.parquet")
+        assert list(logits.columns) == ["idx", "label", "logit_0", "logit_1", "prob"]
+        assert logits["idx"].tolist() == frame["idx"].tolist()
+    assert not (full_run / "data/08_reporting/baseline/seed_1").exists()  # deterministic: one run, not one per seed
+
+
+def test_final_report_puts_the_baseline_beside_the_deep_tracks(full_run: Path):
+    baseline = read_json(full_run / "data/08_reporting/baseline/seed_0/metrics.json")
+    table = pd.read_csv(full_run / "data/08_reporting/final_report.csv")
+    row = table[table["track"] == "baseline"]
+    assert len(row) == 1
+    assert row.iloc[0]["test_roc_auc"] == pytest.approx(baseline["test"]["roc_auc"])
+    assert row.iloc[0]["test_f1"] == pytest.approx(baseline["test"]["f1"])
+    ensembles = table[table["model"] == "ensemble"].set_index("track")
+    for track in TRACKS:
+        expected = ensembles.loc[track, "test_roc_auc"] > baseline["test"]["roc_auc"]
+        assert bool(ensembles.loc[track, "beats_baseline_roc_auc"]) == expected
+    markdown = (full_run / "data/08_reporting/final_report.md").read_text()
+    assert "| baseline | tf-idf + logreg |" in markdown
+    assert "beats baseline (ROC-AUC / F1)" in markdown
+    assert all(f"- {track} (ensemble)" in markdown or f"**{track} (ensemble)" in markdown for track in TRACKS)
+    client, runs = mlflow_runs(full_run)
+    assert runs[-1].data.metrics["baseline.seed_0.test.f1"] == pytest.approx(baseline["test"]["f1"])
+
+
+def test_ensemble_report_without_baseline_logits_says_how_to_add_them(full_run: Path, tmp_path: Path, caplog):
+    project = make_project_copy(tmp_path / "no_baseline")
+    shutil.copytree(full_run / "data", project / "data")
+    shutil.rmtree(project / "data/07_model_output/baseline")
+    with caplog.at_level("WARNING"):
+        run_kedro(project, pipeline="ensemble")
+    assert "kedro run --pipeline baseline" in caplog.text
+    table = pd.read_csv(project / "data/08_reporting/final_report.csv")
+    assert "baseline" not in set(table["track"]) and set(TRACKS) <= set(table["track"])
+    assert "beats baseline" not in (project / "data/08_reporting/final_report.md").read_text()
+
+
+def test_ensemble_recompute_rebuilds_missing_logits_from_the_checkpoint(full_run: Path, tmp_path: Path, caplog):
+    project = make_project_copy(tmp_path / "recompute")
+    shutil.copytree(full_run / "data", project / "data")
+    original = read_json(full_run / "data/08_reporting/gnn/ensemble_metrics.json")
+    for split in ("valid", "test"):
+        (project / f"data/07_model_output/gnn/seed_1/{split}_logits.parquet").unlink()
+
+    with caplog.at_level("WARNING"):
+        run_kedro(project, pipeline="ensemble")
+    skipped = read_json(project / "data/08_reporting/gnn/ensemble_metrics.json")
+    assert skipped["num_seeds_with_logits"] == 1 and "skipping seed 1" in caplog.text
+
+    run_kedro(project, pipeline="ensemble", runtime_params={"ensemble": {"recompute": True}})  # --params ensemble.recompute=true
+    recomputed = read_json(project / "data/08_reporting/gnn/ensemble_metrics.json")
+    assert recomputed["num_seeds_with_logits"] == 2
+    assert recomputed["test"] == original["test"]  # same checkpoint, same logits, same ensemble

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,9 @@ class TorchCheckpointDataset(AbstractDataset[dict, "dict | None"]):
     """A checkpoint dict (model state, optimizer, scheduler, RNG, epoch, config) in one ``.pt`` file.
 
     With ``allow_missing`` a missing file loads as ``None`` (after a warning saying how to produce
-    it), so a consumer such as fusion can degrade instead of crashing.
+    it), so a consumer such as fusion can degrade instead of crashing. With ``on_demand`` loading
+    returns a function that reads the file when called: the ensemble reads a checkpoint only when
+    it must recompute that seed's logits.
     """
 
     def __init__(
@@ -22,14 +25,19 @@ class TorchCheckpointDataset(AbstractDataset[dict, "dict | None"]):
         filepath: str,
         allow_missing: bool = False,
         how_to_produce: str = "",
+        on_demand: bool = False,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         self._filepath = Path(filepath)
         self._allow_missing = allow_missing
+        self._on_demand = on_demand
         self._how_to_produce = how_to_produce
         self.metadata = metadata
 
-    def load(self) -> dict | None:
+    def load(self) -> dict | None | Callable[[], dict | None]:
+        return self._read if self._on_demand else self._read()
+
+    def _read(self) -> dict | None:
         from streamguard.training.checkpoint import safe_torch_load
 
         if self._allow_missing and not self._filepath.exists():
@@ -46,4 +54,4 @@ class TorchCheckpointDataset(AbstractDataset[dict, "dict | None"]):
         return self._filepath.exists()
 
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath), "allow_missing": self._allow_missing}
+        return {"filepath": str(self._filepath), "allow_missing": self._allow_missing, "on_demand": self._on_demand}

@@ -10,20 +10,49 @@ import pandas as pd
 logger = logging.getLogger(__name__)
 
 
-def ensemble(params: dict[str, Any], sweep: dict, *seed_logits: pd.DataFrame | None, track: str, seeds: list[int]):
-    """Average the seeds' logits of one track; ``seed_logits`` is (valid, test) per seed in order."""
-    from streamguard.ensemble import ensemble_track
+def ensemble(
+    params: dict[str, Any],
+    sweep: dict,
+    valid_functions: pd.DataFrame,
+    test_functions: pd.DataFrame,
+    valid_graphs: list | None = None,
+    test_graphs: list | None = None,
+    *,
+    track: str,
+    seeds: list[int],
+    **seed_inputs: Any,
+):
+    """Average the seeds' logits of one track.
 
-    per_seed = {seed: {"valid": seed_logits[2 * i], "test": seed_logits[2 * i + 1]} for i, seed in enumerate(seeds)}
+    ``seed_inputs`` holds ``valid_logits_<s>``, ``test_logits_<s>`` (None when missing) and
+    ``checkpoint_<s>`` (a loader) per seed; with ``recompute`` a seed's missing logits are rebuilt
+    from its checkpoint before ensembling.
+    """
+    from streamguard.ensemble import ensemble_track, recompute_missing_logits
+
+    per_seed = {seed: {"valid": seed_inputs[f"valid_logits_{seed}"], "test": seed_inputs[f"test_logits_{seed}"]} for seed in seeds}
+    if params.get("recompute", False):
+        per_seed = recompute_missing_logits(
+            track,
+            per_seed,
+            {seed: seed_inputs[f"checkpoint_{seed}"] for seed in seeds},
+            {"valid": valid_functions, "test": test_functions},
+            {"valid": valid_graphs, "test": test_graphs},
+        )
     return ensemble_track(track, per_seed, average=params["average"], sweep=sweep)
 
 
 def final_report(*inputs: Any, tracks: list[str], seeds: list[int]):
-    """Per-seed mean +- std vs ensemble for every track: CSV table, Markdown, and figures.
+    """Per-seed mean +- std vs ensemble for every track, beside the baseline: CSV, Markdown, figures.
 
-    ``inputs`` is, per track: the ensemble metrics, the ensemble test logits, then each seed's metrics.
+    ``inputs`` is, per track: the ensemble metrics, the ensemble test logits, then each seed's
+    metrics; then ``params:sweep`` and the baseline's valid and test logits (None when the
+    baseline has not been run: the report then has no baseline row and says how to add it).
+    The baseline is scored here from its logits with the same function and sweep as its
+    ``metrics.json``, so the numbers are the same.
     """
-    from streamguard.report import report_figures, summary_markdown, summary_table
+    from streamguard.evaluation import metrics_from_logits
+    from streamguard.report import BASELINE_TRACK, report_figures, summary_markdown, summary_table
 
     per_seed, ensembles, test_logits = {}, {}, {}
     position = 0
@@ -31,8 +60,17 @@ def final_report(*inputs: Any, tracks: list[str], seeds: list[int]):
         ensembles[track], test_logits[track] = inputs[position], inputs[position + 1]
         per_seed[track] = list(inputs[position + 2 : position + 2 + len(seeds)])
         position += 2 + len(seeds)
-    table = summary_table(per_seed, ensembles)
+    sweep, baseline_valid, baseline_test = inputs[position : position + 3]
+    baseline = None
+    if baseline_valid is not None and baseline_test is not None:
+        baseline = metrics_from_logits(baseline_valid, baseline_test, sweep, track=BASELINE_TRACK)
+    else:
+        logger.warning("The final report has no baseline row: run `kedro run --pipeline baseline` to add it.")
+    table = summary_table(per_seed, ensembles, baseline=baseline)
     markdown = summary_markdown(table)
     logger.info("Final metrics (valid-chosen threshold applied to test):\n%s", markdown)
     print("\nStreamGuard final metrics (threshold chosen on valid, applied to test)\n" + markdown)
-    return table, markdown, report_figures(ensembles, test_logits)
+    figure_metrics, figure_logits = dict(ensembles), dict(test_logits)
+    if baseline is not None:
+        figure_metrics[BASELINE_TRACK], figure_logits[BASELINE_TRACK] = baseline, baseline_test
+    return table, markdown, report_figures(figure_metrics, figure_logits)

@@ -1,9 +1,11 @@
-"""ensemble: per track, average the seeds' logits and score; then the final report across tracks."""
+"""ensemble: per track, average the seeds' logits and score; then the final report across tracks
+(beside the lexical baseline, ``baseline.seed_0``)."""
 
 from functools import partial
 
 from kedro.pipeline import Pipeline, node
 
+from streamguard.pipelines.baseline.pipeline import BASELINE_SEED
 from streamguard.pipelines.ensemble.nodes import ensemble, final_report
 
 TRACKS = ("transformer", "gnn", "fusion")
@@ -12,9 +14,21 @@ TRACKS = ("transformer", "gnn", "fusion")
 def _ensemble_node(track: str, seeds: list[int]):
     func = partial(ensemble, track=track, seeds=list(seeds))
     func.__name__ = "ensemble"  # type: ignore[attr-defined]
-    inputs = ["params:ensemble", "params:sweep"]
+    inputs = {
+        "params": "params:ensemble",
+        "sweep": "params:sweep",
+        # Only read when ensemble.recompute rebuilds a seed's missing logits from its checkpoint.
+        "valid_functions": "valid_functions",
+        "test_functions": "test_functions",
+    }
+    if track != "transformer":
+        inputs |= {"valid_graphs": "valid_graphs", "test_graphs": "test_graphs"}
     for seed in seeds:
-        inputs += [f"{track}.seed_{seed}.valid_logits", f"{track}.seed_{seed}.test_logits"]
+        inputs |= {
+            f"valid_logits_{seed}": f"{track}.seed_{seed}.valid_logits",
+            f"test_logits_{seed}": f"{track}.seed_{seed}.test_logits",
+            f"checkpoint_{seed}": f"{track}.seed_{seed}.checkpoint_on_demand",
+        }
     return node(
         func,
         inputs=inputs,
@@ -31,6 +45,8 @@ def _report_node(seeds: list[int]):
     for track in TRACKS:
         inputs += [f"{track}.ensemble_metrics", f"{track}.ensemble_test_logits"]
         inputs += [f"{track}.seed_{seed}.metrics" for seed in seeds]
+    # The lexical baseline's logits (missing -> None: the report then has no baseline row).
+    inputs += ["params:sweep", f"baseline.seed_{BASELINE_SEED}.valid_logits", f"baseline.seed_{BASELINE_SEED}.test_logits"]
     return node(func, inputs=inputs, outputs=["final_report_table", "final_report", "report_figures"], name="final_report", namespace="ensemble")
 
 
