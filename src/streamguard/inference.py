@@ -7,6 +7,8 @@ are scored in batches, so no model is reloaded per function.
 from __future__ import annotations
 
 import logging
+import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -86,6 +88,9 @@ def load_scorer(project_dir: str | Path = ".", track: str = "fusion", model_uri:
         import mlflow
 
         return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().scorer
+    # Before Kedro is imported: its default logging prints INFO lines on stdout, where the report goes.
+    os.environ.setdefault("KEDRO_LOGGING_CONFIG", str(Path(__file__).with_name("scan") / "quiet_logging.yml"))
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"(kedro|kedro_mlflow|mlflow)(\.|$)")
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
