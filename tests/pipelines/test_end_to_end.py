@@ -187,3 +187,22 @@ def test_ensemble_recompute_rebuilds_missing_logits_from_the_checkpoint(full_run
     recomputed = read_json(project / "data/08_reporting/gnn/ensemble_metrics.json")
     assert recomputed["num_seeds_with_logits"] == 2
     assert recomputed["test"] == original["test"]  # same checkpoint, same logits, same ensemble
+
+
+def test_scan_with_the_trained_project_writes_clean_sarif_to_stdout(full_run: Path, tmp_path: Path):
+    import os
+    import subprocess
+    import sys
+
+    source = tmp_path / "src" / "f.c"
+    source.parent.mkdir()
+    source.write_text("int f(char *d, const char *s, int n)\n{\n    int i;\n    for (i = 0; i <= n; i++)\n        d[i] = s[i];\n    return i;\n}\n")
+    command = [sys.executable, "-m", "streamguard.console", "scan", str(source.parent), "--project-dir", str(full_run),
+               "--format", "sarif", "--threshold", "0.0", "--no-progress"]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{full_run / 'mlflow.db'}"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert done.returncode == 1, done.stderr  # threshold 0: the function is flagged, the CI gate trips
+    sarif = json.loads(done.stdout)  # nothing but the report on stdout (Kedro logs would break this)
+    result = sarif["runs"][0]["results"][0]
+    assert sarif["version"] == "2.1.0" and result["locations"][0]["physicalLocation"]["region"]["startLine"] == 1
+    assert 0.0 <= result["properties"]["score"] <= 1.0
