@@ -420,7 +420,8 @@ def build_report(args: argparse.Namespace, runtime_params: Mapping[str, Any], re
             "",
             f"C = {info['C']:g} chosen by valid {info['select_by']} over {[row['C'] for row in info['c_grid']]}; "
             f"vocabulary {info['vocabulary_size']} n-grams (n = {info['ngram_range'][0]}..{info['ngram_range'][1]}); "
-            f"fit + grid {info['fit_seconds']:.1f} s.",
+            f"fit + grid {info['fit_seconds']:.1f} s."
+            + (" The chosen C is at the edge of the grid: a wider grid might do slightly better." if info.get("c_at_grid_edge") else ""),
             f"Most vulnerable n-grams: {', '.join(f'`{t}`' for t in info.get('top_vulnerable_ngrams', [])[:8])}.",
             f"Most safe n-grams: {', '.join(f'`{t}`' for t in info.get('top_safe_ngrams', [])[:8])}.",
             "",

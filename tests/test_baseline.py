@@ -85,6 +85,7 @@ def test_c_is_the_best_on_valid_and_test_labels_play_no_part(splits, select_by):
     best = int(np.argmax(scores)) if select_by == "roc_auc" else int(np.argmin(scores))
     assert info["C"] == SMALL_GRID["c_grid"][best]
     assert info["valid_score"] == scores[best]
+    assert info["c_at_grid_edge"] == (best in (0, len(scores) - 1))
     # The chosen C's valid score is what the returned valid logits give.
     if select_by == "roc_auc":
         assert roc_auc_score(valid["target"], valid_logits["prob"]) == pytest.approx(scores[best], abs=1e-6)

@@ -171,6 +171,12 @@ def fit_baseline(
             best_model, best_c, best_score = model, c, score
         logger.info("baseline C=%g: valid ROC-AUC %.4f, log-loss %.4f", c, row["valid_roc_auc"], row["valid_log_loss"])
     logger.info("baseline: chose C=%g by valid %s (%.4f), vocabulary %d", best_c, p["select_by"], best_score, vocabulary_size)
+    at_edge = len(p["c_grid"]) > 1 and best_c in (p["c_grid"][0], p["c_grid"][-1])
+    if at_edge:
+        logger.warning(
+            "baseline: the chosen C=%g is at the edge of c_grid %s; the best C may lie beyond it (widen baseline.c_grid)",
+            best_c, p["c_grid"],
+        )
 
     valid_logits = logits_frame(valid["idx"].to_numpy(), y_valid, _logits(best_model, x_valid))
     test_logits = logits_frame(
@@ -181,6 +187,7 @@ def fit_baseline(
         "C": best_c,
         "select_by": p["select_by"],
         "valid_score": best_score,
+        "c_at_grid_edge": bool(at_edge),
         "c_grid": grid_rows,
         "vocabulary_size": int(vocabulary_size),
         "ngram_range": [int(n) for n in p["ngram_range"]],
