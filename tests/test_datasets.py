@@ -73,3 +73,19 @@ def test_checkpoint_dataset_round_trip(tmp_path):
     loaded = dataset.load()
     assert loaded["epoch"] == 3 and loaded["config"] == {"lr": 0.1, "name": "tiny"}
     assert torch.equal(loaded["state"]["w"], torch.ones(2))
+
+
+def test_atomic_writes_keep_the_usual_file_mode(tmp_path):
+    import os
+    import stat
+
+    import torch
+
+    umask = os.umask(0o022)
+    try:
+        MetricsDataset(str(tmp_path / "m.json"), log_to_mlflow=False).save({"f1": 0.5})
+        TorchCheckpointDataset(str(tmp_path / "c.pt")).save({"w": torch.ones(1)})
+    finally:
+        os.umask(umask)
+    for name in ("m.json", "c.pt"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644  # not mkstemp's 0o600

@@ -8,6 +8,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from streamguard.training.checkpoint import default_file_mode
+
 logger = logging.getLogger(__name__)
 
 
@@ -19,6 +21,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        os.chmod(tmp, default_file_mode())  # mkstemp creates 0o600 files
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)

@@ -33,11 +33,19 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
             torch.save(obj, handle)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(temp_path, default_file_mode())  # temp files start at 0o600; keep the usual mode
         os.replace(temp_path, target)
     except BaseException:
         temp_path.unlink(missing_ok=True)
         raise
     _fsync_directory(target.parent)
+
+
+def default_file_mode() -> int:
+    """What ``open()`` would give a new file (0o666 less the umask); temp files start at 0o600."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _fsync_directory(directory: Path) -> None:
