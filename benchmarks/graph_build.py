@@ -162,6 +162,29 @@ def jsonl_functions(path: Path, n: int) -> list[str]:
     return functions
 
 
+def time_parse_and_build(
+    functions: list[str], config: GraphConfig, repeats: int, warmup: int = 50
+) -> tuple[float, float, list]:
+    """(best parse-only seconds, best end-to-end build_graphs seconds, the graphs) over ``repeats`` runs.
+
+    Parsing is timed alone with the same parser on the same bytes, so parse / end-to-end is the
+    share of graph building spent in tree-sitter. Shared with ``benchmarks/speed.py``.
+    """
+    tree_sitter_parser = get_parser()
+    encoded = [code.encode("utf-8", errors="replace") for code in functions]
+    build_graphs(functions[:warmup], config)
+    parse_times, total_times, graphs = [], [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for source in encoded:
+            tree_sitter_parser.parse(source)
+        parse_times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        graphs = build_graphs(functions, config)
+        total_times.append(time.perf_counter() - start)
+    return min(parse_times), min(total_times), graphs
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=2000, help="number of functions")
@@ -178,20 +201,7 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         functions, origin = jsonl_functions(Path(args.source), args.n), args.source
     config = GraphConfig(max_nodes=args.max_nodes, oversize_policy=args.oversize_policy, include_anonymous=args.include_anonymous)
-    tree_sitter_parser = get_parser()
-    encoded = [code.encode("utf-8", errors="replace") for code in functions]
-    build_graphs(functions[:50], config)  # warm-up
-
-    parse_times, total_times = [], []
-    for _ in range(args.repeats):
-        start = time.perf_counter()
-        for source in encoded:
-            tree_sitter_parser.parse(source)
-        parse_times.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        graphs = build_graphs(functions, config)
-        total_times.append(time.perf_counter() - start)
-    parse_time, total_time = min(parse_times), min(total_times)
+    parse_time, total_time, graphs = time_parse_and_build(functions, config, args.repeats)
 
     lines = [len(code.splitlines()) for code in functions]
     report = {

@@ -392,22 +392,11 @@ def bench_training(args: argparse.Namespace, frame: pd.DataFrame, report: Report
 
 
 def bench_graphs(args: argparse.Namespace, codes: list[str], graph_config: Any, report: Report) -> None:
-    from streamguard.graphs import build_graphs
-    from streamguard.graphs.builder import get_parser
+    if str(Path(__file__).parent) not in sys.path:  # also when this file is imported, not run
+        sys.path.insert(0, str(Path(__file__).parent))
+    from graph_build import time_parse_and_build
 
-    parser = get_parser()
-    encoded = [code.encode("utf-8", errors="replace") for code in codes]
-    build_graphs(codes[:20], graph_config)  # warm-up
-    parse_times, total_times = [], []
-    for _ in range(args.graph_repeats):
-        started = time.perf_counter()
-        for source in encoded:
-            parser.parse(source)
-        parse_times.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        build_graphs(codes, graph_config)
-        total_times.append(time.perf_counter() - started)
-    parse_time, total_time = min(parse_times), min(total_times)
+    parse_time, total_time, _ = time_parse_and_build(codes, graph_config, args.graph_repeats, warmup=20)
     share = parse_time / total_time
     report.add(
         Row(
