@@ -5,10 +5,11 @@ from omegaconf.resolvers import oc
 from streamguard.hooks import PresetHooks
 from streamguard.presets import apply_preset
 from streamguard.offline import enforce_offline
+from streamguard.tracking_hooks import OutputLocationHooks, TrackingProbeHooks
 
 enforce_offline()
 
-HOOKS = (PresetHooks(),)
+HOOKS = (PresetHooks(), TrackingProbeHooks(), OutputLocationHooks())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

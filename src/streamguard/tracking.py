@@ -5,13 +5,100 @@ Nothing here imports Kedro: kedro-mlflow opens the run, these helpers only log i
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
+import socket
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 logger = logging.getLogger(__name__)
+
+#: Seconds the pre-run probe waits for a tracking server (env ``STREAMGUARD_MLFLOW_PROBE_TIMEOUT``).
+DEFAULT_PROBE_TIMEOUT = 3.0
+#: Set to 1 to skip the probe (e.g. a server that is started after the run begins).
+SKIP_PROBE_ENV = "STREAMGUARD_SKIP_MLFLOW_PROBE"
+_LOCAL_STORE_HINT = "unset MLFLOW_TRACKING_URI to log to the project's local store (sqlite:///mlflow.db)"
+
+
+class TrackingServerUnreachableError(RuntimeError):
+    """The MLflow tracking URI names a server that does not answer; raised before any node runs.
+
+    Without the probe, mlflow retries each request with exponential back-off and the run sits
+    silent for about four minutes before failing on the first MLflow call.
+    """
+
+
+def redact_uri(uri: str) -> str:
+    """The URI without a password (``http://user:***@host``), safe for messages and logs."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def probe_tracking_uri(uri: str | None, timeout: float | None = None) -> None:
+    """Fail fast, naming the URI, when an http(s) MLflow tracking server cannot be reached.
+
+    Local stores (sqlite, file paths, ``databricks``) are not probed. For a server: a TCP connect
+    within ``timeout`` seconds, then ``GET /health``; a refused or timed-out connection raises
+    ``TrackingServerUnreachableError``; an HTTP error status (a proxy without ``/health``) only
+    logs a warning, since the server did answer.
+    """
+    if not uri or os.environ.get(SKIP_PROBE_ENV, "").strip().lower() in ("1", "true", "yes"):
+        return
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https"):
+        return
+    if timeout is None:
+        try:
+            timeout = float(os.environ.get("STREAMGUARD_MLFLOW_PROBE_TIMEOUT", DEFAULT_PROBE_TIMEOUT))
+        except ValueError:
+            timeout = DEFAULT_PROBE_TIMEOUT
+    shown = redact_uri(uri)
+    try:
+        host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as error:  # e.g. a non-numeric port
+        raise TrackingServerUnreachableError(f"MLflow tracking URI {shown} is malformed: {error}") from error
+    if not host:
+        raise TrackingServerUnreachableError(f"MLflow tracking URI {shown} has no host name")
+    started = time.monotonic()
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as error:
+        elapsed = time.monotonic() - started
+        cause = "timed out" if isinstance(error, TimeoutError) else (error.strerror or str(error))
+        raise TrackingServerUnreachableError(
+            f"MLflow tracking server {shown} is unreachable ({host}:{port}: {cause}, after {elapsed:.1f}s). "
+            f"Start the server, fix MLFLOW_TRACKING_URI (or server.mlflow_tracking_uri in conf/*/mlflow.yml), "
+            f"or {_LOCAL_STORE_HINT}."
+        ) from error
+    # urllib does not take user:password@ in the URL: send it as a header, as mlflow's requests would.
+    netloc = f"[{host}]" if ":" in host else host
+    netloc += f":{parts.port}" if parts.port else ""
+    health = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/") + "/health", "", ""))
+    request = urllib.request.Request(health)
+    if parts.username is not None:
+        token = base64.b64encode(f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout):  # noqa: S310 - http(s) only, checked above
+            pass
+    except urllib.error.HTTPError as error:
+        logger.warning("MLflow tracking server %s answered %s on /health; continuing", shown, error.code)
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "reason", error)
+        raise TrackingServerUnreachableError(
+            f"MLflow tracking server {shown} accepts connections but does not answer HTTP within {timeout:.0f}s "
+            f"({reason}). Check the server, or {_LOCAL_STORE_HINT}."
+        ) from error
 
 
 def _active_mlflow():

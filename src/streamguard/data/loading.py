@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import numbers
 import os
 import re
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -19,6 +21,8 @@ from typing import IO
 
 import numpy as np
 import pandas as pd
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "ACCEPTED_COLUMNS",
@@ -41,6 +45,9 @@ REJECT_COLUMNS = tuple(_REJECT_DTYPES)
 RAW_PREVIEW_CHARS = 200
 _GZIP_MAGIC = b"\x1f\x8b"
 _INT_TEXT = re.compile(r"[+-]?\d+")
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+# JSON "\ud800" escapes decode to lone surrogates: valid Python text that UTF-8 (parquet, CSV) cannot hold.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # JSON label spellings seen in the official files (0/1) and the HF copy (true/false).
 _LABEL_TEXT: dict[str, int] = {"0": 0, "1": 1}
 
@@ -54,7 +61,14 @@ def _preview(value: object) -> str:
         text = json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):
         text = repr(value)
-    return text[:RAW_PREVIEW_CHARS]
+    return _printable(text[:RAW_PREVIEW_CHARS])
+
+
+def _printable(text: str) -> str:
+    """Text any UTF-8 writer accepts: lone surrogates become ``\\udXXX`` escapes."""
+    if _SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-8", errors="backslashreplace").decode("utf-8")
 
 
 def _short(value: object) -> str:
@@ -78,12 +92,15 @@ def _parse_idx(value: object) -> int | None:
     if isinstance(value, (bool, np.bool_)):
         return None
     if isinstance(value, numbers.Integral):  # also numpy integers from generated frames
-        return int(value)
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and _INT_TEXT.fullmatch(value.strip()):
-        return int(value.strip())
-    return None
+        number = int(value)
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and _INT_TEXT.fullmatch(value.strip()):
+        number = int(value.strip())
+    else:
+        return None
+    # Ids are stored as int64; a larger one would crash the frame build and lose every row.
+    return number if _INT64_MIN <= number <= _INT64_MAX else None
 
 
 def _frame(rows: list[dict], dtypes: dict[str, object]) -> pd.DataFrame:
@@ -100,7 +117,8 @@ def _rejects_frame(rows: list[dict]) -> pd.DataFrame:
 
 
 def _optional_text(value: object) -> object:
-    return None if value is None else value if isinstance(value, str) else str(value)
+    """Metadata text (project, commit_id); never fails a row, so odd characters are escaped."""
+    return None if value is None else _printable(value if isinstance(value, str) else str(value))
 
 
 def validate_records(
@@ -136,7 +154,9 @@ def validate_records(
         if "idx" in value:
             idx = _parse_idx(value["idx"])
             if idx is None:
-                reject(line, value, "wrong_type:idx", f"idx={_short(value['idx'])} is not an integer")
+                reject(
+                    line, value, "wrong_type:idx", f"idx={_short(value['idx'])} is not an integer in the int64 range"
+                )
                 continue
         else:
             idx = line - 1
@@ -149,6 +169,14 @@ def validate_records(
             continue
         if len(func) > max_chars:
             reject(line, value, "oversized_function", f"func has {len(func)} characters > max_chars={max_chars}")
+            continue
+        surrogate = _SURROGATE.search(func)
+        if surrogate is not None:
+            reject(
+                line, value, "invalid_unicode",
+                f"func has an unpaired surrogate {surrogate.group()!r} at character {surrogate.start()} "
+                "(a lone \\uD800-\\uDFFF escape); it cannot be stored as UTF-8",
+            )
             continue
         if idx in seen_idx:
             reject(line, value, "duplicate_idx", f"idx={idx} first seen on line {seen_idx[idx]}")
@@ -169,12 +197,39 @@ def validate_records(
 
 
 def _open_binary(path: Path) -> IO[bytes]:
-    """Open plain or gzip files; gzip is recognised by suffix or by its magic bytes."""
+    """Open plain or gzip files; gzip is recognised by its magic bytes (the suffix alone can lie)."""
     with path.open("rb") as probe:
         magic = probe.read(2)
-    if path.suffix == ".gz" or magic == _GZIP_MAGIC:
+    if magic == _GZIP_MAGIC:
         return gzip.open(path, "rb")
+    if path.suffix == ".gz":
+        logger.warning("%s ends in .gz but is not gzip-compressed; reading it as plain text", path)
     return path.open("rb")
+
+
+def _line_cap(max_chars: int) -> int:
+    """Longest line worth decoding: a max_chars function, every character JSON-escaped (12 bytes), plus fields."""
+    return max(max_chars, 1) * 12 + 65_536
+
+
+def _physical_lines(handle: IO[bytes], cap: int) -> Iterator[tuple[bytes, int]]:
+    """(line bytes up to ``cap``, full length) per line; an overlong line is skipped, not held in memory.
+
+    Read errors (a truncated or corrupt gzip stream, an I/O error) propagate to the caller, which
+    quarantines them as one reject and keeps the lines already read.
+    """
+    while True:
+        chunk = handle.readline(cap)
+        if not chunk:
+            return
+        length = len(chunk)
+        if length == cap and not chunk.endswith(b"\n"):
+            while True:  # binary garbage without newlines, or a huge record: skip to the next line
+                more = handle.readline(1 << 20)
+                length += len(more)
+                if not more or more.endswith(b"\n"):
+                    break
+        yield chunk, length
 
 
 def read_jsonl(
@@ -182,20 +237,40 @@ def read_jsonl(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read one `.jsonl` / `.jsonl.gz` split line by line; return (accepted, rejects).
 
-    Byte-level problems (bad UTF-8, broken JSON, blank lines) are rejected here; row-level
-    checks are `validate_records`. The file's final newline does not make an extra line, so
-    the line count matches `wc -l` (plus one for an unterminated last line).
+    Byte-level problems (bad UTF-8, broken JSON, blank lines, overlong lines, a truncated or
+    corrupt gzip stream) are rejected here; row-level checks are `validate_records`. The file's
+    final newline does not make an extra line, so the line count matches `wc -l` (plus one for an
+    unterminated last line). A read error ends the file: the lines before it are kept and the
+    error is one reject (``truncated_file`` / ``unreadable_data``) at the line where it happened.
     """
     path = Path(path)
     line_rejects: list[dict] = []
     raw_by_line: dict[int, str] = {}
+    cap = _line_cap(max_chars)
 
     def parsed_lines(handle: IO[bytes]) -> Iterator[tuple[int, object]]:
-        for line_number, raw in enumerate(handle, start=1):
+        lines = _physical_lines(handle, cap)
+        line_number = 0
+        while True:
+            line_number += 1
+            try:
+                raw, length = next(lines)
+            except StopIteration:
+                return
+            except (EOFError, OSError, zlib.error) as error:
+                reason = "truncated_file" if isinstance(error, EOFError) else "unreadable_data"
+                detail = f"{type(error).__name__}: {error}; lines from here on could not be read"
+                logger.warning("%s: %s at line %d: %s", path, reason, line_number, detail)
+                line_rejects.append(_line_reject(split, line_number, reason, detail, ""))
+                return
             body = raw.rstrip(b"\r\n")
             if line_number == 1 and body.startswith(b"\xef\xbb\xbf"):
                 body = body[3:]  # a UTF-8 byte order mark is not part of the first record
             preview = body[: RAW_PREVIEW_CHARS * 4].decode("utf-8", errors="replace")[:RAW_PREVIEW_CHARS]
+            if length > len(raw):
+                detail = f"line has {length:,} bytes > {cap:,} (max_chars={max_chars} fully escaped); not parsed"
+                line_rejects.append(_line_reject(split, line_number, "oversized_line", detail, preview))
+                continue
             try:
                 text = body.decode("utf-8")
             except UnicodeDecodeError as error:
@@ -239,9 +314,17 @@ def load_splits(
     all_rejects: list[dict] = []
     counts: dict[str, dict] = {}
     for split, raw_path in paths.items():
+        if raw_path is None or (isinstance(raw_path, str) and not raw_path.strip()):
+            raise ValueError(
+                f"split '{split}': no path given (data_processing.paths.{split} is {raw_path!r}); "
+                "set it to a .jsonl or .jsonl.gz file"
+            )
+        if not isinstance(raw_path, (str, os.PathLike)):
+            raise TypeError(f"split '{split}': data_processing.paths.{split} must be a file path, got {_short(raw_path)}")
         path = Path(raw_path)
         if not path.is_file():
-            raise FileNotFoundError(f"split '{split}': file not found: {path}")
+            what = "is a directory, not a file" if path.is_dir() else "file not found"
+            raise FileNotFoundError(f"split '{split}': {what}: {path}")
         accepted, rejects = read_jsonl(path, split, max_chars=max_chars)
         lines = len(accepted) + len(rejects)
         by_reason = {reason: int(n) for reason, n in sorted(Counter(rejects["reason"]).items())}
@@ -249,7 +332,8 @@ def load_splits(
             raise EmptyDatasetError(
                 f"split '{split}' has 0 usable rows out of {lines} lines in {path}; "
                 f"rejects by reason: {by_reason}. "
-                "Fix the file or point data_processing.paths at another one."
+                "Expected UTF-8 JSON lines (plain or gzip) with idx, func, target; "
+                "fix the file or point data_processing.paths at another one."
             )
         splits[split] = accepted
         all_rejects.extend(rejects.to_dict("records"))

@@ -152,18 +152,25 @@ def _check_output_writable(output: str) -> None:
         raise ScanError(f"cannot write --output {output}: permission denied")
 
 
-def _source_files(args: argparse.Namespace) -> list[Path]:
+def _source_files(args: argparse.Namespace, walk_problems: list[FileProblem] | None = None) -> list[Path]:
+    """The files to scan; directories that could not be listed are appended to ``walk_problems``."""
     missing = [path for path in args.paths if not os.path.exists(path)]
     if missing:
         raise ScanError("no such file or directory: " + ", ".join(missing))
     include = tuple(args.include) if args.include else DEFAULT_INCLUDE
+    problems = walk_problems if walk_problems is not None else []
     try:
-        files = list(iter_source_files(args.paths, include, tuple(args.exclude), follow_symlinks=args.follow_symlinks))
+        files = list(
+            iter_source_files(
+                args.paths, include, tuple(args.exclude), follow_symlinks=args.follow_symlinks, on_error=problems.append
+            )
+        )
     except OSError as error:
         raise ScanError(f"cannot list the files to scan: {error}") from error
     if not files:
         excluded = f", excluding {' '.join(args.exclude)}" if args.exclude else ""
-        raise ScanError(f"no C files found in {', '.join(args.paths)} (matching {' '.join(include)}{excluded})")
+        unlisted = f"; {problems_text(problems)}" if problems else ""
+        raise ScanError(f"no C files found in {', '.join(args.paths)} (matching {' '.join(include)}{excluded}){unlisted}")
     return files
 
 
@@ -239,8 +246,8 @@ def _write_report(report: str, output: str | None, stdout: TextIO) -> None:
         return
     try:
         Path(output).write_text(report, encoding="utf-8")
-    except OSError as error:
-        raise ScanError(f"cannot write --output {output}: {error.strerror or error}") from error
+    except (OSError, UnicodeError) as error:
+        raise ScanError(f"cannot write --output {output}: {getattr(error, 'strerror', None) or error}") from error
 
 
 def _report_to_stderr(result: ScanResult, args: argparse.Namespace, to_stdout: bool, stderr: TextIO) -> None:
@@ -265,7 +272,8 @@ def run_scan(
     stderr = stderr if stderr is not None else sys.stderr
     to_stdout = args.output is None or args.output == "-"
     try:
-        files = _source_files(args)
+        walk_problems: list[FileProblem] = []
+        files = _source_files(args, walk_problems)
         if not to_stdout:
             _check_output_writable(args.output)
         scorer = _load_scorer(args, scorer_factory or default_scorer_factory)
@@ -277,7 +285,7 @@ def run_scan(
             scores=scores,
             threshold=threshold,
             track=getattr(scorer, "track", args.track),
-            problems=problems,
+            problems=walk_problems + problems,
             files_scanned=len(files),
             description=getattr(scorer, "description", ""),
             seconds=time.perf_counter() - started,

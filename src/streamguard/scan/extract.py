@@ -12,7 +12,8 @@ import fnmatch
 import functools
 import hashlib
 import os
-from collections.abc import Iterator, Sequence
+import stat
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,6 +89,7 @@ def iter_source_files(
     include: Sequence[str] = DEFAULT_INCLUDE,
     exclude: Sequence[str] = (),
     follow_symlinks: bool = False,
+    on_error: Callable[[FileProblem], None] | None = None,
 ) -> Iterator[Path]:
     """The files to scan, in a deterministic order, each once.
 
@@ -95,9 +97,21 @@ def iter_source_files(
     sorted order; a file is kept when its name matches an ``include`` glob and its path relative to
     the walked directory (forward slashes) matches no ``exclude`` glob, e.g. ``vendor/*`` or
     ``*/test/*``. Symlinks inside a walk are skipped unless ``follow_symlinks``, which then guards
-    against directory loops. Raises FileNotFoundError for a path that does not exist.
+    against directory loops. Raises FileNotFoundError for a path that does not exist. A directory
+    that cannot be listed (permission denied, deleted during the walk) is passed to ``on_error``
+    as a ``FileProblem`` instead of being skipped silently.
     """
     seen: set[Path] = set()
+
+    def walk_error(error: OSError) -> None:
+        if on_error is None:
+            return
+        where = str(error.filename) if error.filename is not None else "?"
+        if isinstance(error, FileNotFoundError):
+            on_error(FileProblem(where, "vanished", "directory disappeared during the walk; files in it were not scanned"))
+        else:
+            reason = error.strerror or str(error)
+            on_error(FileProblem(where, "unreadable", f"directory could not be listed ({reason}); files in it were not scanned"))
 
     def first_time(path: Path) -> bool:
         key = path.resolve()
@@ -115,15 +129,20 @@ def iter_source_files(
                 yield root
             continue
         visited_directories: set[tuple[int, int]] = set()
-        for directory, subdirectories, filenames in os.walk(root, followlinks=follow_symlinks):
+        for directory, subdirectories, filenames in os.walk(root, onerror=walk_error, followlinks=follow_symlinks):
             current = Path(directory)
             relative_dir = current.relative_to(root).as_posix()
             if follow_symlinks:
-                stat = current.stat()
-                if (stat.st_dev, stat.st_ino) in visited_directories:
+                try:
+                    status = current.stat()
+                except OSError as error:
+                    walk_error(error)
                     subdirectories[:] = []
                     continue
-                visited_directories.add((stat.st_dev, stat.st_ino))
+                if (status.st_dev, status.st_ino) in visited_directories:
+                    subdirectories[:] = []
+                    continue
+                visited_directories.add((status.st_dev, status.st_ino))
             prefix = "" if relative_dir == "." else relative_dir + "/"
             subdirectories[:] = sorted(
                 name
@@ -142,11 +161,48 @@ def iter_source_files(
                     yield path
 
 
+class NotARegularFileError(OSError):
+    """A named pipe, socket or device where a source file was expected: reading it could block forever."""
+
+
+_FILE_TYPE_NAMES = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
 def _read_capped(path: Path, max_file_bytes: int) -> bytes | None:
-    """The file's bytes, or None when it is larger than ``max_file_bytes`` (without reading it all)."""
-    with path.open("rb") as handle:
+    """The file's bytes, or None when it is larger than ``max_file_bytes`` (without reading it all).
+
+    Opened non-blocking and checked with fstat before reading, so a FIFO named ``*.c`` in the tree
+    (or swapped in after the walk) is reported instead of hanging the scan waiting for a writer.
+    """
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            what = next((name for check, name in _FILE_TYPE_NAMES if check(mode)), "not a regular file")
+            raise NotARegularFileError(f"{what}, not a regular file")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(descriptor, True)
+        handle = os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+    with handle:
         data = handle.read(max_file_bytes + 1)
     return None if len(data) > max_file_bytes else data
+
+
+def _broken_link_target(path: Path) -> str | None:
+    """The missing target of a dangling symlink, so it is not reported as a file that vanished."""
+    try:
+        return os.readlink(path) if os.path.islink(path) else None
+    except OSError:
+        return None
 
 
 def _decode(data: bytes, display: str) -> tuple[str, list[FileProblem]]:
@@ -240,7 +296,12 @@ def extract_functions(
     try:
         data = _read_capped(path, max_file_bytes)
     except FileNotFoundError:
+        broken_link = _broken_link_target(path)
+        if broken_link is not None:
+            return [], [FileProblem(display, "unreadable", f"broken symbolic link (target {broken_link!r} does not exist)")]
         return [], [FileProblem(display, "vanished", "file disappeared before it could be read")]
+    except NotARegularFileError as error:
+        return [], [FileProblem(display, "unreadable", f"is {error}; skipped")]
     except IsADirectoryError:
         return [], [FileProblem(display, "unreadable", "is a directory")]
     except PermissionError as error:

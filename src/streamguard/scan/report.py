@@ -53,6 +53,31 @@ class ScanResult:
         return len(self.functions) / self.seconds if self.seconds > 0 else 0.0
 
 
+def printable(text: str) -> str:
+    """``text`` as valid UTF-8 for any report or terminal.
+
+    File names that are not UTF-8 reach Python with surrogate escapes (PEP 383), which a UTF-8
+    writer refuses; their raw bytes are shown as ``\\xNN`` instead (``caf\\xe9.c``).
+    """
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
+    except UnicodeEncodeError:  # surrogates that are not escaped bytes
+        return text.encode("utf-8", errors="backslashreplace").decode("utf-8")
+
+
+def _path_bytes(path: Path) -> bytes:
+    """The path's original bytes, for percent-encoding a URI (quote() of a surrogate-escaped str fails)."""
+    try:
+        return os.fsencode(path)
+    except UnicodeEncodeError:
+        return str(path).encode("utf-8", errors="backslashreplace")
+
+
 def is_over_threshold(score: float, threshold: float) -> bool:
     """The flag rule, in one place so text, JSON, SARIF and the exit code agree."""
     return score >= threshold
@@ -99,7 +124,7 @@ def problems_text(problems: list[FileProblem]) -> str:
         return ""
     counts = ", ".join(f"{count} {kind}" for kind, count in sorted(Counter(p.kind for p in problems).items()))
     lines = [f"File problems ({counts}):"]
-    lines += [f"  {problem.file}: {problem.kind}: {problem.detail}" for problem in problems]
+    lines += [f"  {printable(problem.file)}: {problem.kind}: {printable(problem.detail)}" for problem in problems]
     return "\n".join(lines)
 
 
@@ -112,8 +137,8 @@ def to_text(result: ScanResult, top: int | None = None, include_problems: bool =
             str(rank),
             f"{score:.3f}",
             "VULN?" if is_over_threshold(score, result.threshold) else "",
-            f"{function.file}:{function.start_line}",
-            function.name,
+            f"{printable(function.file)}:{function.start_line}",
+            printable(function.name),
         )
         for rank, (function, score) in enumerate(rows, start=1)
     ]
@@ -144,8 +169,8 @@ def to_json(result: ScanResult, top: int | None = None) -> str:
         "summary": _summary(result),
         "functions": [
             {
-                "file": function.file,
-                "name": function.name,
+                "file": printable(function.file),
+                "name": printable(function.name),
                 "start_line": function.start_line,
                 "end_line": function.end_line,
                 "start_column": function.start_column,
@@ -156,7 +181,7 @@ def to_json(result: ScanResult, top: int | None = None) -> str:
             }
             for rank, (function, score) in enumerate(ranked(result, top), start=1)
         ],
-        "problems": [{"file": p.file, "kind": p.kind, "detail": p.detail} for p in result.problems],
+        "problems": [{"file": printable(p.file), "kind": p.kind, "detail": printable(p.detail)} for p in result.problems],
     }
     return json.dumps(document, indent=2) + "\n"
 
@@ -170,8 +195,12 @@ def artifact_location(file: str, source_root: Path | None = None) -> dict:
     try:
         relative = Path(os.path.normpath(absolute)).relative_to(root)
     except ValueError:
-        return {"uri": Path(os.path.normpath(absolute)).as_uri()}
-    return {"uri": quote(PurePosixPath(*relative.parts).as_posix()), "uriBaseId": SOURCE_ROOT_ID}
+        normalized = Path(os.path.normpath(absolute))
+        try:
+            return {"uri": normalized.as_uri()}
+        except UnicodeEncodeError:
+            return {"uri": "file://" + quote(_path_bytes(normalized))}
+    return {"uri": quote(_path_bytes(PurePosixPath(*relative.parts))), "uriBaseId": SOURCE_ROOT_ID}
 
 
 def _sarif_rule() -> dict:
@@ -215,7 +244,7 @@ def to_sarif(result: ScanResult, top: int | None = None, source_root: Path | Non
                 "ruleIndex": 0,
                 "level": _sarif_level(score, result.threshold),
                 "message": {
-                    "text": f"Function '{function.name}' scored {score:.3f} (threshold {result.threshold:.3f}, "
+                    "text": f"Function '{printable(function.name)}' scored {score:.3f} (threshold {result.threshold:.3f}, "
                     f"track {result.track}): review it for vulnerabilities."
                 },
                 "locations": [
@@ -237,7 +266,7 @@ def to_sarif(result: ScanResult, top: int | None = None, source_root: Path | Non
     notifications = [
         {
             "level": "warning",
-            "message": {"text": f"{problem.file}: {problem.kind}: {problem.detail}"},
+            "message": {"text": f"{printable(problem.file)}: {problem.kind}: {printable(problem.detail)}"},
             "descriptor": {"id": problem.kind},
             "locations": [{"physicalLocation": {"artifactLocation": artifact_location(problem.file, root)}}],
         }

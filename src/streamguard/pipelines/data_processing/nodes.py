@@ -32,7 +32,11 @@ def load_and_validate(
                 raise EmptyDatasetError(f"generated split {split!r} has 0 usable rows; raise data_processing.generator sizes")
         all_rejects = pd.concat(rejects, ignore_index=True)
     elif params["source"] == "jsonl":
-        frames, all_rejects, counts = load_splits(params["paths"], max_chars=params["max_chars"])
+        paths = params.get("paths") or {}
+        missing = [split for split in SPLITS if split not in paths]
+        if missing:
+            raise ValueError(f"data_processing.paths has no entry for {missing}; give one .jsonl file per split {list(SPLITS)}")
+        frames, all_rejects, counts = load_splits({split: paths[split] for split in SPLITS}, max_chars=params["max_chars"])
     else:
         raise ValueError(f"data_processing.source must be 'generated' or 'jsonl', got {params['source']!r}")
     frames = {split: _sample(frames[split], params["sample_per_split"].get(split), params["sample_seed"]) for split in SPLITS}
