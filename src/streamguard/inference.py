@@ -6,6 +6,7 @@ are scored in batches, so no model is reloaded per function.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import warnings
@@ -62,6 +63,11 @@ class EnsembleScorer:
             scores[start + order] = probabilities_from_logits(logits)
         return scores
 
+    def warm_up(self) -> EnsembleScorer:
+        """Score one tiny function: first-call imports and allocations happen here, not in the timed scan."""
+        self.score_codes(["int warm_up(int a) { return a + 1; }"])
+        return self
+
     def score(self, functions: Sequence[Any]) -> np.ndarray:
         """Scores for objects with a ``code`` attribute (scan's FunctionRecord)."""
         return self.score_codes([function.code for function in functions])
@@ -105,7 +111,7 @@ def load_scorer(project_dir: str | Path = ".", track: str = "fusion", model_uri:
     if model_uri:
         import mlflow
 
-        return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().scorer
+        return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().scorer.warm_up()
     # Before Kedro is imported: its default logging prints INFO lines on stdout, where the report goes.
     os.environ.setdefault("KEDRO_LOGGING_CONFIG", str(Path(__file__).with_name("scan") / "quiet_logging.yml"))
     warnings.filterwarnings("ignore", category=UserWarning, module=r"(kedro|kedro_mlflow|mlflow)(\.|$)")
@@ -118,7 +124,9 @@ def load_scorer(project_dir: str | Path = ".", track: str = "fusion", model_uri:
     if not (project_dir / "conf").is_dir():
         raise ScorerUnavailableError(f"{project_dir} is not a StreamGuard project (no conf/); pass --project-dir")
     bootstrap_project(project_dir)
-    with KedroSession.create(project_path=project_dir) as session:
+    # From inside the project: its relative paths (data/, the sqlite:///mlflow.db that kedro-mlflow
+    # opens) must resolve there, not in the directory the user scans from.
+    with contextlib.chdir(project_dir), KedroSession.create(project_path=project_dir) as session:
         catalog = session.load_context().catalog
         seeds = configured_seeds(project_dir / "conf")
         checkpoints = [c for c in (catalog.load(f"{track}.seed_{seed}.checkpoint") for seed in seeds) if c is not None]
@@ -130,7 +138,7 @@ def load_scorer(project_dir: str | Path = ".", track: str = "fusion", model_uri:
         threshold = _validation_threshold(catalog, track)
     return EnsembleScorer(
         track, checkpoints, threshold, description=f"{track} ensemble of {len(checkpoints)} seed(s) from {project_dir}"
-    )
+    ).warm_up()
 
 
 def _validation_threshold(catalog: Any, track: str) -> float:

@@ -114,7 +114,7 @@ def summary_line(result: ScanResult) -> str:
     return (
         f"{len(result.functions)} function(s) in {result.files_scanned} file(s); "
         f"{result.over_threshold_count} over threshold {result.threshold:.3f}; "
-        f"track {described}; {result.functions_per_second:.0f} functions/s"
+        f"track {described}; {result.functions_per_second:.{0 if result.functions_per_second >= 10 else 1}f} functions/s"
     )
 
 
