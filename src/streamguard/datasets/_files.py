@@ -8,14 +8,18 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from streamguard.training.checkpoint import default_file_mode
+from streamguard.training.checkpoint import default_file_mode, remove_stale_temp_files
 
 logger = logging.getLogger(__name__)
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temp file in the same folder, then os.replace: readers never see half a file."""
+    """Write through a temp file in the same folder, then os.replace: readers never see half a file.
+
+    Temp files that a killed earlier write of ``path`` left behind are removed first.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(path)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 CHECKPOINT_FORMAT_VERSION = 1
@@ -55,3 +55,49 @@ def build_checkpoint(
 def require_track(checkpoint: Mapping[str, Any], track: str) -> None:
     if checkpoint.get("track") != track:
         raise ValueError(f"expected a {track} checkpoint, got one for track {checkpoint.get('track')!r}")
+
+
+FRAME_COLUMNS = ["idx", "func", "target"]
+
+
+def fit_with_resume(
+    run_fit: Callable[..., Any],
+    config: Any,
+    *,
+    track: str,
+    seed: int,
+    params: Mapping[str, Any],
+    data: Mapping[str, Any],
+    resume: Any = None,
+    on_epoch_end: Callable[[dict], None] | None = None,
+    extra_config: Mapping[str, Any] | None = None,
+) -> Any:
+    """Run ``run_fit(resume_state=, save_state=, on_epoch_end=)``, resuming from ``resume`` (a ResumeStore).
+
+    ``data`` names what the model trains on (frames, graphs, branch checkpoints): their
+    fingerprints, with the track's config and ``extra_config``, decide whether a saved state may
+    be resumed. Nothing is fingerprinted when there is no store.
+    """
+    from streamguard.training.resume import fingerprint, result_config, resumable_fit, training_identity
+
+    identity: dict[str, Any] = {}
+    if resume is not None:
+        fingerprints = {name: fingerprint(_frame_columns(value)) for name, value in data.items()}
+        identity = training_identity(track, seed, {**result_config(params), **plain(extra_config or {})}, fingerprints)
+    return resumable_fit(
+        run_fit,
+        store=resume,
+        identity=identity,
+        epochs=config.epochs,
+        patience=config.early_stopping_patience,
+        label=f"{track}.seed_{seed}",
+        on_epoch_end=on_epoch_end,
+    )
+
+
+def _frame_columns(value: Any) -> Any:
+    """A function table reduced to the columns training reads (extra columns do not change the model)."""
+    columns = getattr(value, "columns", None)
+    if columns is not None and set(FRAME_COLUMNS) <= set(columns):
+        return value[FRAME_COLUMNS]
+    return value

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from streamguard.tracks.common import build_checkpoint, require_track, train_config
+from streamguard.tracks.common import build_checkpoint, fit_with_resume, require_track, train_config
 from streamguard.tracks.gnn import MissingBranchError
 
 logger = logging.getLogger(__name__)
@@ -102,8 +102,13 @@ def train_fusion(
     *,
     seed: int,
     on_epoch_end: Callable[[dict], None] | None = None,
+    resume: Any = None,
 ) -> tuple[dict, list[dict]]:
-    """Fit the fusion head (and fine-tune unfrozen encoders at ``encoder_lr``) for one seed."""
+    """Fit the fusion head (and fine-tune unfrozen encoders at ``encoder_lr``) for one seed.
+
+    ``resume`` (a ResumeStore) saves every epoch and continues from a state saved with the same
+    config, data and branch checkpoints.
+    """
     from streamguard.models.fusion import FusionClassifier, make_fusion_collate
     from streamguard.training import fit, seed_everything
 
@@ -119,7 +124,24 @@ def train_fusion(
     groups = [{"params": list(model.head.parameters()), "lr": config.lr}]
     if encoders:
         groups.append({"params": list(model.encoders.parameters()), "lr": float(params["encoder_lr"])})
-    result = fit(model, train_set, valid_set, make_fusion_collate(collates), config, param_groups=groups, on_epoch_end=on_epoch_end)
+    data: dict[str, Any] = {
+        "train": frames["train"],
+        "valid": frames["valid"],
+        "train_graphs": graphs["train"],
+        "valid_graphs": graphs["valid"],
+    }
+    data.update({f"{name}_checkpoint": checkpoint["model"] for name, checkpoint in branches.items()})
+    result = fit_with_resume(
+        lambda **resume_args: fit(model, train_set, valid_set, make_fusion_collate(collates), config, param_groups=groups, **resume_args),
+        config,
+        track="fusion",
+        seed=seed,
+        params=params,
+        data=data,
+        resume=resume,
+        on_epoch_end=on_epoch_end,
+        extra_config={"branches": sorted(branches)},
+    )
     export = {
         "head_config": result.model.head_config(),
         "head_state": result.model.head.state_dict(),

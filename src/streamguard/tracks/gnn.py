@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from streamguard.tracks.common import build_checkpoint, plain, require_track, train_config
+from streamguard.tracks.common import build_checkpoint, fit_with_resume, plain, require_track, train_config
 
 
 class MissingBranchError(RuntimeError):
@@ -57,7 +57,9 @@ def train_gnn(
     seed: int,
     transformer_checkpoint: Mapping[str, Any] | None = None,
     on_epoch_end: Callable[[dict], None] | None = None,
+    resume: Any = None,
 ) -> tuple[dict, list[dict]]:
+    """Fit a GNN for one seed; ``resume`` (a ResumeStore) saves every epoch and continues from a saved state."""
     from streamguard.graphs import EDGE_TYPES, NUM_NODE_TYPES
     from streamguard.models.gnn import GNNClassifier, collate_graphs
     from streamguard.training import fit, seed_everything
@@ -77,13 +79,21 @@ def train_gnn(
         pooling=params["pooling"],
         extra_feature_dim=0 if train_extra is None else int(train_extra.shape[1]),
     )
-    result = fit(
-        model,
-        _examples(train, train_graphs, train_extra),
-        _examples(valid, valid_graphs, valid_extra),
-        collate_graphs,
+    train_set = _examples(train, train_graphs, train_extra)
+    valid_set = _examples(valid, valid_graphs, valid_extra)
+    data: dict[str, Any] = {"train": train, "valid": valid, "train_graphs": train_graphs, "valid_graphs": valid_graphs}
+    if train_extra is not None:  # encoder_features=cls: the features come from the transformer checkpoint
+        data["transformer_checkpoint"] = transformer_checkpoint["model"]  # type: ignore[index]
+    result = fit_with_resume(
+        lambda **resume_args: fit(model, train_set, valid_set, collate_graphs, config, **resume_args),
         config,
+        track="gnn",
+        seed=seed,
+        params=params,
+        data=data,
+        resume=resume,
         on_epoch_end=on_epoch_end,
+        extra_config={"graphs": graph_params},
     )
     export = {"model_config": result.model.model_config(), "state_dict": result.model.state_dict(), "graph_config": plain(graph_params)}
     return build_checkpoint("gnn", seed, params, export, result), result.history

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from streamguard.tracks.common import build_checkpoint, require_track, train_config
+from streamguard.tracks.common import build_checkpoint, fit_with_resume, require_track, train_config
 
 
 def _token_dataset(frame: pd.DataFrame, tokenizer: Any, max_length: int):
@@ -25,8 +25,13 @@ def train_transformer(
     *,
     seed: int,
     on_epoch_end: Callable[[dict], None] | None = None,
+    resume: Any = None,
 ) -> tuple[dict, list[dict]]:
-    """Build the backbone (training the BPE tokenizer on ``train`` for tiny/small), fit, export."""
+    """Build the backbone (training the BPE tokenizer on ``train`` for tiny/small), fit, export.
+
+    ``resume`` (a :class:`streamguard.training.resume.ResumeStore`) saves a resumable state every
+    epoch and continues from the newest good one saved with the same config and data.
+    """
     from streamguard.models.transformer import (
         TransformerClassifier,
         export_transformer,
@@ -48,8 +53,15 @@ def train_transformer(
     train_set = _token_dataset(train, tokenizer, max_length)
     valid_set = _token_dataset(valid, tokenizer, max_length)
     collate = make_token_collate(tokenizer.pad_token_id, config.pad_to_multiple_of)
-    result = fit(
-        model, train_set, valid_set, collate, config, train_lengths=train_set.lengths, on_epoch_end=on_epoch_end
+    result = fit_with_resume(
+        lambda **resume_args: fit(model, train_set, valid_set, collate, config, train_lengths=train_set.lengths, **resume_args),
+        config,
+        track="transformer",
+        seed=seed,
+        params=params,
+        data={"train": train, "valid": valid},
+        resume=resume,
+        on_epoch_end=on_epoch_end,
     )
     checkpoint = build_checkpoint(
         "transformer", seed, params, export_transformer(result.model, tokenizer, info), result

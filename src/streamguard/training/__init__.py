@@ -17,6 +17,7 @@ from streamguard.training.loop import (
     resolve_device,
 )
 from streamguard.training.losses import FocalLoss, build_loss, class_weights_from_labels
+from streamguard.training.resume import ResumeStore, resumable_fit
 from streamguard.training.seeding import capture_rng_state, restore_rng_state, seed_everything
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "FocalLoss",
     "LengthGroupedSampler",
     "NonFiniteLossError",
+    "ResumeStore",
     "TrainConfig",
     "atomic_torch_save",
     "build_loss",
@@ -39,6 +41,7 @@ __all__ = [
     "predict_logits",
     "resolve_device",
     "restore_rng_state",
+    "resumable_fit",
     "safe_torch_load",
     "seed_everything",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import glob
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -11,7 +13,9 @@ import torch
 
 from streamguard.training.config import config_hash
 
-__all__ = ["CheckpointError", "atomic_torch_save", "safe_torch_load", "config_hash"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["CheckpointError", "atomic_torch_save", "safe_torch_load", "config_hash", "remove_stale_temp_files"]
 
 
 class CheckpointError(RuntimeError):
@@ -22,10 +26,11 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` to a temp file beside ``path``, fsync, then ``os.replace``.
 
     A crash mid-write leaves the previous file intact (never a truncated checkpoint), and the temp
-    file is removed on failure.
+    file is removed on failure; temp files a killed process left beside ``path`` are removed first.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(target)
     handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp", delete=False)
     temp_path = Path(handle.name)
     try:
@@ -38,7 +43,35 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     except BaseException:
         temp_path.unlink(missing_ok=True)
         raise
-    _fsync_directory(target.parent)
+    fsync_directory(target.parent)
+
+
+def temp_file_pattern(path: str | os.PathLike) -> str:
+    """Glob of the temp files an atomic save of ``path`` creates (``.<name>.<random>.tmp`` beside it)."""
+    return f".{glob.escape(Path(path).name)}.*.tmp"
+
+
+def remove_stale_temp_files(path: str | os.PathLike) -> list[Path]:
+    """Delete the temp files a killed atomic save of ``path`` left behind; returns what was removed.
+
+    One writer per file at a time is assumed (Kedro saves each output once per run), so any such
+    file is debris of an interrupted save.
+    """
+    target = Path(path)
+    removed = []
+    if not target.parent.is_dir():
+        return removed
+    for stale in target.parent.glob(temp_file_pattern(target)):
+        try:
+            stale.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:  # read-only folder, permissions: leave it, the save itself will say more
+            logger.debug("could not remove stale temp file %s: %s", stale, exc)
+            continue
+        removed.append(stale)
+        logger.info("removed %s, left by an interrupted save of %s", stale, target)
+    return removed
 
 
 def default_file_mode() -> int:
@@ -48,7 +81,7 @@ def default_file_mode() -> int:
     return 0o666 & ~umask
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
     """Make the rename itself durable where the OS allows it (POSIX); best effort elsewhere."""
     try:
         fd = os.open(directory, os.O_RDONLY)
@@ -62,12 +95,18 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def safe_torch_load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """``torch.load(weights_only=True)``; a missing, truncated or corrupt file raises :class:`CheckpointError`."""
+def safe_torch_load(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu", how_to_produce: str = ""
+) -> dict:
+    """``torch.load(weights_only=True)``; a missing, truncated or corrupt file raises :class:`CheckpointError`.
+
+    ``how_to_produce`` (for example "Produce it with `kedro run --pipeline gnn`.") ends the message.
+    """
     source = Path(path)
-    remedy = f"Delete {source} and re-run the training pipeline that produces it (for example `kedro run`)."
+    produce = f". {how_to_produce}" if how_to_produce else " (for example `kedro run`)."
+    remedy = f"Delete {source} and re-run the training pipeline that produces it{produce}"
     if not source.is_file():
-        raise CheckpointError(f"checkpoint {source} does not exist. Run the training pipeline that produces it.")
+        raise CheckpointError(f"checkpoint {source} does not exist. Run the training pipeline that produces it{produce}")
     try:
         return torch.load(source, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, zipfile errors...

@@ -419,7 +419,8 @@ def fit(
     ``train_lengths`` enables length-grouped batches (less padding); ``param_groups`` replaces the
     default AdamW groups (fusion: a lower lr for fine-tuned encoders); ``save_state`` receives a
     resumable snapshot after every epoch and ``resume_state`` continues from one, giving the same
-    result (on CPU, bit for bit) as a run that was never interrupted.
+    result (on CPU, bit for bit) as a run that was never interrupted (the tracks wire both to a
+    :class:`streamguard.training.resume.ResumeStore` through ``resumable_fit``).
     """
     loader_generator = seed_everything(config.seed, config.deterministic)
     sampler_generator = torch.Generator()

@@ -17,10 +17,14 @@ def train(
     train_graphs: list,
     valid_graphs: list,
     params: dict[str, Any],
+    training_state: Any,
     *,
     seed: int,
 ):
-    """Train the fusion head for one seed from that seed's branch checkpoints (either may be missing)."""
+    """Train the fusion head for one seed from that seed's branch checkpoints (either may be missing).
+
+    ``training_state`` (a ResumeStore) is where per-epoch resumable states go and are resumed from.
+    """
     from streamguard.tracks.fusion import train_fusion
 
     return train_fusion(
@@ -31,6 +35,7 @@ def train(
         params,
         seed=seed,
         on_epoch_end=epoch_logger(f"fusion.seed_{seed}"),
+        resume=training_state,
     )
 
 

@@ -19,6 +19,7 @@ def _seed_pipeline(seed: int) -> Pipeline:
                     "train_graphs",
                     "valid_graphs",
                     "params:fusion",
+                    f"fusion.seed_{seed}.training_state",
                 ],
                 outputs=["checkpoint", "history"],
                 name="train",

@@ -29,10 +29,11 @@ def train(
     params: dict[str, Any],
     graph_params: dict[str, Any],
     transformer_checkpoint: dict | None,
+    training_state: Any,
     *,
     seed: int,
 ):
-    """Train one seed; returns the checkpoint dict and the per-epoch history."""
+    """Train one seed (resuming from ``training_state``, a ResumeStore); returns the checkpoint dict and the history."""
     from streamguard.tracks.gnn import train_gnn
 
     return train_gnn(
@@ -45,6 +46,7 @@ def train(
         seed=seed,
         transformer_checkpoint=transformer_checkpoint,
         on_epoch_end=epoch_logger(f"gnn.seed_{seed}"),
+        resume=training_state,
     )
 
 

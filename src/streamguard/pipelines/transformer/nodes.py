@@ -9,12 +9,19 @@ import pandas as pd
 from streamguard.tracking import epoch_logger
 
 
-def train(train_functions: pd.DataFrame, valid_functions: pd.DataFrame, params: dict[str, Any], *, seed: int):
-    """Train one seed; returns the checkpoint dict and the per-epoch history."""
+def train(
+    train_functions: pd.DataFrame, valid_functions: pd.DataFrame, params: dict[str, Any], training_state: Any, *, seed: int
+):
+    """Train one seed (resuming from ``training_state``, a ResumeStore); returns the checkpoint dict and the history."""
     from streamguard.tracks.transformer import train_transformer
 
     return train_transformer(
-        train_functions, valid_functions, params, seed=seed, on_epoch_end=epoch_logger(f"transformer.seed_{seed}")
+        train_functions,
+        valid_functions,
+        params,
+        seed=seed,
+        on_epoch_end=epoch_logger(f"transformer.seed_{seed}"),
+        resume=training_state,
     )
 
 
