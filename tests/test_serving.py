@@ -160,3 +160,23 @@ def test_mlflow_models_serve_answers_a_request(full_run: Path, tmp_path: Path) -
     assert all(0.0 <= row["probability"] <= 1.0 and row["label"] in (0, 1) for row in predictions)
     expected = project_scorer(full_run, "fusion").score_codes([BAD, GOOD])
     np.testing.assert_allclose([row["probability"] for row in predictions], expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("track", ["transformer", "fusion"])
+def test_scorer_reproduces_the_pipelines_ensemble_and_builds_each_model_once(full_run: Path, track: str, monkeypatch) -> None:
+    """Length-sorted, chunked, cached scoring gives the ensemble's own test probabilities."""
+    import streamguard.models.transformer as transformer_models
+
+    test = pd.read_parquet(full_run / "data/03_primary/test_functions.parquet")
+    ensemble = pd.read_parquet(full_run / f"data/07_model_output/{track}/ensemble_test_logits.parquet")
+    scorer = project_scorer(full_run, track)  # warmed up: every seed's model is built
+    scorer.chunk_size = 17  # several chunks, each sorted by length
+    builds = []
+    original = transformer_models.rebuild_transformer
+    monkeypatch.setattr(transformer_models, "rebuild_transformer", lambda *a, **k: builds.append(1) or original(*a, **k))
+    scores = scorer.score_codes(test["func"].tolist())
+    scores_again = scorer.score_codes(test["func"].tolist()[::-1])
+    expected = ensemble.set_index("idx").loc[test["idx"], "prob"].to_numpy()
+    np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(scores_again, scores[::-1], rtol=1e-6)
+    assert builds == []  # no model rebuilt after the first use, whatever the batch

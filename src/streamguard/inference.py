@@ -1,7 +1,8 @@
 """Score arbitrary C functions with a trained track: every seed's checkpoint, logits averaged.
 
-Used by ``streamguard scan`` and the MLflow model. Models are loaded once per scorer; functions
-are scored in batches, so no model is reloaded per function.
+Used by ``streamguard scan`` and the MLflow model. Each seed's model is built once per scorer
+(``tracks.common.reuse_loaded_models``) and functions are scored in batches, so nothing is
+rebuilt per function or per request.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class EnsembleScorer:
         self.track, self.checkpoints, self.threshold = track, list(checkpoints), float(threshold)
         self.description = description or f"{track} ensemble of {len(self.checkpoints)} seed(s)"
         self.chunk_size = chunk_size
+        self._models: dict = {}  # each seed's model, built on first use and reused by every later call
 
     def score_codes(self, codes: Sequence[str]) -> np.ndarray:
         """P(vulnerable) per code, in input order.
@@ -48,6 +50,7 @@ class EnsembleScorer:
         for all seeds that share a graph configuration.
         """
         from streamguard.metrics import probabilities_from_logits
+        from streamguard.tracks.common import reuse_loaded_models
 
         if not codes:
             return np.zeros(0)
@@ -57,9 +60,10 @@ class EnsembleScorer:
             order = np.argsort([len(code) for code in chunk], kind="stable")
             ordered = [chunk[i] for i in order]
             graphs_by_config: dict[str, list] = {}
-            logits = np.mean(
-                [self._seed_logits(checkpoint, ordered, graphs_by_config) for checkpoint in self.checkpoints], axis=0
-            )
+            with reuse_loaded_models(self._models):
+                logits = np.mean(
+                    [self._seed_logits(checkpoint, ordered, graphs_by_config) for checkpoint in self.checkpoints], axis=0
+                )
             scores[start + order] = probabilities_from_logits(logits)
         return scores
 

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+# Models built from checkpoints inside ``reuse_loaded_models`` (inference only; None outside).
+_LOADED_MODELS: ContextVar[dict | None] = ContextVar("streamguard_loaded_models", default=None)
 
 CHECKPOINT_FORMAT_VERSION = 1
 
@@ -50,6 +56,33 @@ def build_checkpoint(
         "torch_version": str(torch.__version__),  # TorchVersion is not weights-only loadable
         **extra,
     }
+
+
+@contextmanager
+def reuse_loaded_models(cache: dict) -> Iterator[None]:
+    """Inside, ``load_transformer``/``load_gnn``/``load_fusion`` return the model built before from
+    the same checkpoint object instead of rebuilding it.
+
+    For inference only (the models must not be trained or modified): a scorer keeps ``cache``
+    for its lifetime, so a scan or a served model builds each seed's model once, not per batch.
+    """
+    token = _LOADED_MODELS.set(cache)
+    try:
+        yield
+    finally:
+        _LOADED_MODELS.reset(token)
+
+
+def cached_build(kind: str, checkpoint: Mapping[str, Any], build: Callable[[], T]) -> T:
+    """``build()``, or the object it built for this checkpoint inside ``reuse_loaded_models``."""
+    cache = _LOADED_MODELS.get()
+    if cache is None:
+        return build()
+    key = (kind, id(checkpoint))
+    hit = cache.get(key)
+    if hit is None or hit[0] is not checkpoint:  # holding the checkpoint keeps its id from being reused
+        hit = cache[key] = (checkpoint, build())
+    return hit[1]
 
 
 def require_track(checkpoint: Mapping[str, Any], track: str) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
-from streamguard.tracks.common import build_checkpoint, fit_with_resume, require_track, train_config
+from streamguard.tracks.common import build_checkpoint, cached_build, fit_with_resume, require_track, train_config
 from streamguard.tracks.gnn import MissingBranchError
 
 logger = logging.getLogger(__name__)
@@ -166,15 +167,20 @@ def load_fusion(checkpoint: Mapping[str, Any]):
 
     require_track(checkpoint, "fusion")
     exported = checkpoint["model"]
-    encoders = {}
-    for name, branch in exported["branch_checkpoints"].items():
-        encoders[name] = load_transformer(branch)[0] if name == "transformer" else load_gnn(branch)
-        if name in exported["fine_tuned_encoders"]:
-            encoders[name].load_state_dict(exported["fine_tuned_encoders"][name])
-    head = exported["head_config"]
-    model = FusionClassifier(head["branch_dims"], head["hidden_dim"], head["dropout"], encoders=encoders)
-    model.head.load_state_dict(exported["head_state"])
-    return model.eval()
+
+    def build():
+        encoders = {}
+        for name, branch in exported["branch_checkpoints"].items():
+            encoders[name] = load_transformer(branch)[0] if name == "transformer" else load_gnn(branch)
+            if name in exported["fine_tuned_encoders"]:
+                encoders[name] = copy.deepcopy(encoders[name])  # never tune a (possibly shared) branch model in place
+                encoders[name].load_state_dict(exported["fine_tuned_encoders"][name])
+        head = exported["head_config"]
+        model = FusionClassifier(head["branch_dims"], head["hidden_dim"], head["dropout"], encoders=encoders)
+        model.head.load_state_dict(exported["head_state"])
+        return model.eval()
+
+    return cached_build("fusion", checkpoint, build)
 
 
 def fusion_logits(checkpoint: Mapping[str, Any], frame: pd.DataFrame, graphs: Sequence) -> pd.DataFrame:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from streamguard.tracks.common import build_checkpoint, fit_with_resume, plain, require_track, train_config
+from streamguard.tracks.common import build_checkpoint, cached_build, fit_with_resume, plain, require_track, train_config
 
 
 class MissingBranchError(RuntimeError):
@@ -103,9 +103,13 @@ def load_gnn(checkpoint: Mapping[str, Any]):
     from streamguard.models.gnn import GNNClassifier
 
     require_track(checkpoint, "gnn")
-    model = GNNClassifier.from_config(checkpoint["model"]["model_config"])
-    model.load_state_dict(checkpoint["model"]["state_dict"])
-    return model.eval()
+
+    def build():
+        model = GNNClassifier.from_config(checkpoint["model"]["model_config"])
+        model.load_state_dict(checkpoint["model"]["state_dict"])
+        return model.eval()
+
+    return cached_build("gnn", checkpoint, build)
 
 
 def gnn_logits(

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from streamguard.tracks.common import build_checkpoint, fit_with_resume, require_track, train_config
+from streamguard.tracks.common import build_checkpoint, cached_build, fit_with_resume, require_track, train_config
 
 
 def _token_dataset(frame: pd.DataFrame, tokenizer: Any, max_length: int):
@@ -74,8 +74,12 @@ def load_transformer(checkpoint: Mapping[str, Any]):
     from streamguard.models.transformer import rebuild_transformer
 
     require_track(checkpoint, "transformer")
-    model, tokenizer = rebuild_transformer(checkpoint["model"])
-    return model, tokenizer, int(checkpoint["model"]["backbone_info"]["max_length"])
+
+    def build():
+        model, tokenizer = rebuild_transformer(checkpoint["model"])
+        return model, tokenizer, int(checkpoint["model"]["backbone_info"]["max_length"])
+
+    return cached_build("transformer", checkpoint, build)
 
 
 def transformer_logits(checkpoint: Mapping[str, Any], frame: pd.DataFrame, batch_size: int = 64) -> pd.DataFrame:
