@@ -70,15 +70,12 @@ def log(message: str) -> None:
 
 
 def write_tree(root: Path, codes: list[str], per_file: int) -> int:
-    """C files of ``per_file`` functions each, ``FILES_PER_DIRECTORY`` files per directory; returns the file count."""
-    count = 0
-    for start in range(0, len(codes), per_file):
-        directory = root / f"module_{count // FILES_PER_DIRECTORY:04d}"
-        directory.mkdir(parents=True, exist_ok=True)
-        body = "\n".join(codes[start : start + per_file])
-        (directory / f"file_{count:05d}.c").write_text(f"#include <stdio.h>\n#include <stdlib.h>\n\n{body}\n", encoding="utf-8")
-        count += 1
-    return count
+    """The speed benchmark's tree layout (``FILES_PER_DIRECTORY`` files per directory); returns the file count."""
+    if str(Path(__file__).parent) not in sys.path:  # also when this file is imported, not run
+        sys.path.insert(0, str(Path(__file__).parent))
+    from speed import write_tree as write_speed_tree
+
+    return write_speed_tree(root, codes, per_file, files_per_directory=FILES_PER_DIRECTORY)
 
 
 def generate_tree(root: Path, functions: int, per_file: int, seed: int) -> int:
