@@ -27,11 +27,26 @@ class ScorerUnavailableError(RuntimeError):
     """No trained artefacts for the requested track; the message says how to produce them."""
 
 
+def default_seed_workers() -> int:
+    """Seeds scored in parallel: one per usable CPU core (1 with a GPU, where the device is shared)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return 1
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
 class EnsembleScorer:
     """P(vulnerable) from the mean logits of a track's seed checkpoints."""
 
     def __init__(
-        self, track: str, checkpoints: Sequence[Mapping[str, Any]], threshold: float, description: str = "", chunk_size: int = 2048
+        self,
+        track: str,
+        checkpoints: Sequence[Mapping[str, Any]],
+        threshold: float,
+        description: str = "",
+        chunk_size: int = 2048,
+        seed_workers: int | None = None,
     ) -> None:
         if track not in TRACKS:
             raise ValueError(f"track must be one of {TRACKS}, got {track!r}")
@@ -40,6 +55,7 @@ class EnsembleScorer:
         self.track, self.checkpoints, self.threshold = track, list(checkpoints), float(threshold)
         self.description = description or f"{track} ensemble of {len(self.checkpoints)} seed(s)"
         self.chunk_size = chunk_size
+        self.seed_workers = default_seed_workers() if seed_workers is None else int(seed_workers)
         self._models: dict = {}  # each seed's model, built on first use and reused by every later call
 
     def score_codes(self, codes: Sequence[str]) -> np.ndarray:
@@ -59,13 +75,44 @@ class EnsembleScorer:
             chunk = list(codes[start : start + self.chunk_size])
             order = np.argsort([len(code) for code in chunk], kind="stable")
             ordered = [chunk[i] for i in order]
-            graphs_by_config: dict[str, list] = {}
-            with reuse_loaded_models(self._models):
-                logits = np.mean(
-                    [self._seed_logits(checkpoint, ordered, graphs_by_config) for checkpoint in self.checkpoints], axis=0
-                )
+            logits = np.mean(self._all_seed_logits(ordered), axis=0)
             scores[start + order] = probabilities_from_logits(logits)
         return scores
+
+    def _all_seed_logits(self, codes: list[str]) -> list[np.ndarray]:
+        """Every seed's logits for ``codes``; on CPU the seeds run side by side, one core each.
+
+        Small models split poorly over cores op by op, so ``seed_workers`` threads with one torch
+        thread each use the cores better than one seed after another on all of them (torch
+        releases the GIL inside its ops).
+        """
+        import torch
+
+        from streamguard.tracks.common import reuse_loaded_models
+
+        graphs_by_config: dict[str, list] = {}
+        if self.track != "transformer":  # built before any worker starts, shared by all seeds
+            for checkpoint in self.checkpoints:
+                self._graphs(checkpoint, codes, graphs_by_config)
+
+        def one_seed(checkpoint: Mapping[str, Any]) -> np.ndarray:
+            with reuse_loaded_models(self._models):
+                return self._seed_logits(checkpoint, codes, graphs_by_config)
+
+        workers = min(self.seed_workers, len(self.checkpoints))
+        if workers <= 1 or not self._models:
+            # The first call runs seed after seed: it builds the models and does first-use imports,
+            # which are not thread-safe (transformers' lazy modules).
+            return [one_seed(checkpoint) for checkpoint in self.checkpoints]
+        from concurrent.futures import ThreadPoolExecutor
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="streamguard-seed") as pool:
+                return list(pool.map(one_seed, self.checkpoints))
+        finally:
+            torch.set_num_threads(threads)
 
     def warm_up(self) -> EnsembleScorer:
         """Score one tiny function: first-call imports and allocations happen here, not in the timed scan."""
@@ -115,7 +162,7 @@ def load_scorer(project_dir: str | Path = ".", track: str = "fusion", model_uri:
     if model_uri:
         import mlflow
 
-        return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().scorer.warm_up()
+        return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().scorer  # warmed up by load_context
     # Before Kedro is imported: its default logging prints INFO lines on stdout, where the report goes.
     os.environ.setdefault("KEDRO_LOGGING_CONFIG", str(Path(__file__).with_name("scan") / "quiet_logging.yml"))
     warnings.filterwarnings("ignore", category=UserWarning, module=r"(kedro|kedro_mlflow|mlflow)(\.|$)")

@@ -61,7 +61,8 @@ with warnings.catch_warnings():
         scorer: EnsembleScorer | None = None
 
         def load_context(self, context: Any) -> None:
-            self.scorer = scorer_from_bundle(load_bundle(context.artifacts[SCORER_ARTIFACT]))
+            # Warm: the models are built here, not by the first request (nor by two at once).
+            self.scorer = scorer_from_bundle(load_bundle(context.artifacts[SCORER_ARTIFACT])).warm_up()
 
         def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
             """DataFrame(probability, label, threshold), one row per function; ``params={"threshold": t}`` overrides."""
