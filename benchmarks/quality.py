@@ -123,9 +123,12 @@ def stage_of(node_name: str) -> str:
     return "data_processing"
 
 
-def run_project(project: Path, runtime_params: Mapping[str, Any]) -> tuple[float, dict[str, float], dict[str, Any]]:
-    """``kedro run`` (all pipelines) in ``project``; returns total wall seconds, seconds per node and
-    the effective parameters (after presets, conf/local and runtime params)."""
+def run_project(
+    project: Path, runtime_params: Mapping[str, Any], pipeline_names: Sequence[str] | None = None
+) -> tuple[float, dict[str, float], dict[str, Any]]:
+    """``kedro run`` in ``project`` (the ``__default__`` pipeline, or ``kedro run --pipeline a --pipeline b``
+    for ``pipeline_names``); returns total wall seconds, seconds per node and the effective parameters
+    (after presets, conf/local and runtime params). Reused by ``benchmarks/ablations.py``."""
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
@@ -139,7 +142,7 @@ def run_project(project: Path, runtime_params: Mapping[str, Any]) -> tuple[float
         with KedroSession.create(project_path=project, runtime_params=dict(runtime_params)) as session:
             session._hook_manager.register(timer._hooks())  # noqa: SLF001 (timing only; Kedro has no public API)
             params = session.load_context().params
-            session.run()
+            session.run(pipeline_names=list(pipeline_names) if pipeline_names else None)
     finally:
         os.chdir(previous)
         os.environ.pop("MLFLOW_TRACKING_URI", None)

@@ -1,0 +1,121 @@
+"""benchmarks/ablations.py: the report from fabricated results (fast), and a --quick smoke run.
+
+No quality is asserted in the smoke run (one epoch of tiny models on 160 generated rows): it
+checks that the variants still drive `kedro run` per track (normalised-data copy, list-valued
+edge types, a run inside the reference copy) and that the table has a row per variant and track.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+ABLATIONS = PROJECT_ROOT / "benchmarks" / "ablations.py"
+
+
+@pytest.fixture(scope="module")
+def ablations():
+    sys.path.insert(0, str(ABLATIONS.parent))
+    spec = importlib.util.spec_from_file_location("ablations_under_test", ABLATIONS)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+def _entry(auc: float, seeds: int = 2, labels=(0, 1, 0, 1, 1, 0), probs=(0.2, 0.7, 0.4, 0.6, 0.9, 0.1)):
+    block = {"roc_auc": auc, "pr_auc": auc - 0.05, "f1": 0.6, "accuracy": 0.58, "accuracy_at_0_5": 0.57, "threshold": 0.4}
+    return {"per_seed": [block] * seeds, "ensemble": {**block, "roc_auc": auc + 0.01}, "best_epoch": [1] * seeds,
+            "test_idx": list(range(len(labels))), "test_label": list(labels), "test_prob": list(probs)}
+
+
+def test_report_rows_deltas_and_ensemble_section(ablations):
+    tracks = {"baseline": _entry(0.63, seeds=1), "transformer": _entry(0.62), "gnn": _entry(0.59), "fusion": _entry(0.63)}
+    results = {
+        "reference": {"tracks": tracks, "track_s": {"transformer": 100.0}, "wall_s": 200.0, "finished": "t",
+                      "runtime_params": "x=1", "params": {"train_rows": 6}},
+        "edges_ast_only": {"tracks": {"gnn": _entry(0.61, probs=(0.1, 0.8, 0.3, 0.7, 0.9, 0.2))}, "track_s": {"gnn": 50.0},
+                           "wall_s": 60.0, "finished": "t2", "runtime_params": "y=2", "params": {}},
+    }
+    args = ablations.parse_args(["--quick"])
+    report = ablations.build_report(args, results, {"tok": {"vocab": 600, "mean_tokens": 120.0, "truncated": 0.25}})
+    assert "| reference | `reference` | transformer |" in report
+    row = next(line for line in report.splitlines() if "`edges_ast_only` | gnn" in line)
+    assert "| +0.020 | +0.000 |" in row  # per-seed mean ROC-AUC 0.61 vs 0.59, F1 unchanged
+    assert "[" in row and "]" in row  # paired bootstrap interval on the same test rows
+    assert "## Seed ensemble against the per-seed mean" in report and "| `reference` | gnn | 0.590 | 0.600 | +0.010 |" in report
+    assert "| tok | 600 | 120 | 25.0 % |" in report
+    assert "Not run:" in report and "tok_vocab_1000" in report
+
+
+def test_paired_bootstrap_is_zero_for_identical_scores(ablations):
+    labels, probs = [0, 1] * 20, [0.1 * (i % 10) for i in range(40)]
+    point, low, high = ablations.paired_bootstrap(labels, probs, probs, rounds=50)
+    assert point == low == high == 0.0
+
+
+def test_edge_type_variants_pass_lists_as_runtime_params(ablations):
+    edges = {v.name: v.extra_params["graphs"]["edge_types"] for v in ablations.VARIANTS if v.name.startswith("edges_")}
+    assert edges == {"edges_ast_only": ["ast"], "edges_no_next_token": ["ast", "control_flow", "data_flow"],
+                     "edges_ast_next_token": ["ast", "next_token"]}
+    runtime = ablations._merge({"graphs": {"max_nodes": 512}}, {"graphs": {"edge_types": ["ast"]}})
+    assert runtime == {"graphs": {"max_nodes": 512, "edge_types": ["ast"]}}
+
+
+def test_normalised_copies_of_the_reference_rows(ablations, tmp_path):
+    import gzip
+    import json
+
+    import pandas as pd
+
+    primary = tmp_path / "reference" / "data" / "03_primary"
+    primary.mkdir(parents=True)
+    for split in ("train", "valid", "test"):
+        pd.DataFrame({"idx": [1, 2], "func": ["int f(int a) { return g(a); }", "void h(void) { free(p); }"],
+                      "target": [1, 0], "project": ["qemu", "FFmpeg"]}).to_parquet(primary / f"{split}_functions.parquet")
+    runtime = ablations.normalised_data(tmp_path / "reference", tmp_path / "idnorm")
+    assert runtime["data_processing"]["source"] == "jsonl" and "sample_per_split" not in runtime["data_processing"]
+    path = Path(runtime["data_processing"]["paths"]["train"])
+    rows = [json.loads(line) for line in gzip.open(path, "rt")]
+    assert rows == [
+        {"idx": 1, "func": "int FUNC_1(int VAR_1) { return FUNC_2(VAR_1); }", "target": 1, "project": "qemu"},
+        {"idx": 2, "func": "void FUNC_1(void) { free(VAR_1); }", "target": 0, "project": "FFmpeg"},
+    ]
+
+
+def test_unknown_variant_is_refused(ablations, capsys):
+    with pytest.raises(SystemExit):
+        ablations.parse_args(["--variants", "reference,nope"])
+    assert "unknown variant" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ablations_quick_runs_and_reports_each_variant(tmp_path: Path):
+    out = tmp_path / "ablations.md"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    variants = "reference,fusion_finetune"  # the normalised-data path is tested without kedro below
+    completed = subprocess.run(
+        [sys.executable, str(ABLATIONS), "--quick", "--variants", variants, "--workdir", str(tmp_path / "work"), "--out", str(out)],
+        cwd=tmp_path,  # nothing may land in the caller's folder or the repository
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    report = out.read_text()
+    assert report in completed.stdout
+    for row in ("| `reference` | baseline |", "| `reference` | transformer |", "| `reference` | gnn |", "| `reference` | fusion |",
+                "| `fusion_finetune` | fusion |"):
+        assert row in report, row
+    assert "## Tokenizers" in report and "identifiers normalised" in report
+    assert "Not run:" in report and "tok_vocab_1000" in report
+    assert not list(tmp_path.glob("data")) and not (tmp_path / "mlflow.db").exists()
