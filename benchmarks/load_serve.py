@@ -42,8 +42,11 @@ def free_port() -> int:
 def start_server(model: str, port: int, workers: int, log_path: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model, "--env-manager", "local",
                "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    env = os.environ.copy()
+    if workers > 1:  # one core per worker process: torch threads in several processes fight over cores
+        env.setdefault("OMP_NUM_THREADS", "1")
     log = log_path.open("w")
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
 def wait_until_up(server: subprocess.Popen, port: int, log_path: Path, timeout: float = 180) -> float:

@@ -180,5 +180,8 @@ def test_scorer_reproduces_the_pipelines_ensemble_and_builds_each_model_once(ful
     np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(scores_again, scores[::-1], rtol=1e-6)
     assert builds == []  # no model rebuilt after the first use, whatever the batch
+    import streamguard.inference
+
+    monkeypatch.setattr(streamguard.inference, "MIN_CODES_FOR_PARALLEL_SEEDS", 1)
     scorer.seed_workers = 1 if scorer.seed_workers > 1 else 2  # seeds one after another vs side by side
     np.testing.assert_allclose(scorer.score_codes(test["func"].tolist()), scores, rtol=1e-5)

@@ -21,6 +21,7 @@ import pandas as pd
 logger = logging.getLogger(__name__)
 
 TRACKS = ("fusion", "transformer", "gnn")
+MIN_CODES_FOR_PARALLEL_SEEDS = 64
 
 
 class ScorerUnavailableError(RuntimeError):
@@ -91,28 +92,42 @@ class EnsembleScorer:
         from streamguard.tracks.common import reuse_loaded_models
 
         graphs_by_config: dict[str, list] = {}
-        if self.track != "transformer":  # built before any worker starts, shared by all seeds
-            for checkpoint in self.checkpoints:
-                self._graphs(checkpoint, codes, graphs_by_config)
+        graphs = [  # built before any worker starts; seeds with the same graph config share them
+            self._graphs(checkpoint, codes, graphs_by_config) if self.track != "transformer" else None
+            for checkpoint in self.checkpoints
+        ]
+        workers = min(self.seed_workers, len(self.checkpoints) * len(codes))
+        # The first call runs seed after seed: it builds the models and does first-use imports,
+        # which are not thread-safe (transformers' lazy modules).
+        # Small calls (a served request of a few functions) are not worth the threads.
+        parallel = workers > 1 and bool(self._models) and len(codes) >= MIN_CODES_FOR_PARALLEL_SEEDS
+        # Each seed's (length-sorted) codes in contiguous parts, so that every core stays busy
+        # to the end even when the seeds do not divide evenly over the workers.
+        parts = np.array_split(np.arange(len(codes)), 2 * workers if parallel else 1)
+        tasks = [(seed, part[0], part[-1] + 1) for seed in range(len(self.checkpoints)) for part in parts if len(part)]
 
-        def one_seed(checkpoint: Mapping[str, Any]) -> np.ndarray:
+        def run(task: tuple[int, int, int]) -> np.ndarray:
+            seed, begin, end = task
+            seed_graphs = graphs[seed][begin:end] if graphs[seed] is not None else None
             with reuse_loaded_models(self._models):
-                return self._seed_logits(checkpoint, codes, graphs_by_config)
+                return self._seed_logits(self.checkpoints[seed], codes[begin:end], seed_graphs)
 
-        workers = min(self.seed_workers, len(self.checkpoints))
-        if workers <= 1 or not self._models:
-            # The first call runs seed after seed: it builds the models and does first-use imports,
-            # which are not thread-safe (transformers' lazy modules).
-            return [one_seed(checkpoint) for checkpoint in self.checkpoints]
-        from concurrent.futures import ThreadPoolExecutor
+        if parallel:
+            from concurrent.futures import ThreadPoolExecutor
 
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="streamguard-seed") as pool:
-                return list(pool.map(one_seed, self.checkpoints))
-        finally:
-            torch.set_num_threads(threads)
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="streamguard-seed") as pool:
+                    results = list(pool.map(run, tasks))
+            finally:
+                torch.set_num_threads(threads)
+        else:
+            results = [run(task) for task in tasks]
+        by_seed: dict[int, list[np.ndarray]] = {}
+        for (seed, _, _), logits in zip(tasks, results):
+            by_seed.setdefault(seed, []).append(logits)
+        return [np.concatenate(by_seed[seed]) for seed in range(len(self.checkpoints))]
 
     def warm_up(self) -> EnsembleScorer:
         """Score one tiny function: first-call imports and allocations happen here, not in the timed scan."""
@@ -123,14 +138,13 @@ class EnsembleScorer:
         """Scores for objects with a ``code`` attribute (scan's FunctionRecord)."""
         return self.score_codes([function.code for function in functions])
 
-    def _seed_logits(self, checkpoint: Mapping[str, Any], codes: list[str], graphs_by_config: dict[str, list]) -> np.ndarray:
+    def _seed_logits(self, checkpoint: Mapping[str, Any], codes: list[str], graphs: list | None) -> np.ndarray:
         frame = pd.DataFrame({"idx": np.arange(len(codes)), "func": codes, "target": np.zeros(len(codes), dtype=np.int64)})
         if self.track == "transformer":
             from streamguard.tracks.transformer import transformer_logits
 
             table = transformer_logits(checkpoint, frame)
         else:
-            graphs = self._graphs(checkpoint, codes, graphs_by_config)
             if self.track == "gnn":
                 from streamguard.tracks.gnn import gnn_logits
 

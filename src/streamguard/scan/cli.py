@@ -31,7 +31,7 @@ from streamguard.scan.report import ScanResult, problems_text, summary_line, to_
 TRACKS = ("fusion", "transformer", "gnn")
 FORMATS = ("text", "json", "sarif")
 EXIT_CLEAN, EXIT_FLAGGED, EXIT_ERROR = 0, 1, 2
-DEFAULT_BATCH_SIZE = 256
+DEFAULT_BATCH_SIZE = 1024
 PROGRESS_MIN_FILES = 20  # below this a bar is noise
 
 
