@@ -672,12 +672,7 @@ def main(argv: Sequence[str] | None = None) -> str | None:
         return None
     if "reference" not in results:
         raise SystemExit(f"no reference result in {workdir}: run the `reference` variant first")
-    report = build_report(args, results, compute_tokenizer_stats(args, workdir))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(report, encoding="utf-8")
-    print(report)
-    print(f"(written to {args.out})")
-    return report
+    return quality.write_report(build_report(args, results, compute_tokenizer_stats(args, workdir)), args.out)
 
 
 if __name__ == "__main__":

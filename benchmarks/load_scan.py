@@ -47,22 +47,16 @@ TRACK_PIPELINES = {
     "gnn": ["gnn"],
     "fusion": ["transformer", "gnn", "fusion"],
 }
-TINY_PROJECT_PARAMETERS = """\
-seeds: [0]
-data_processing:
-  generator: {n_train: 240, n_valid: 80, n_test: 80, seed: 3}
-transformer:
-  max_length: 128
-  vocab_size: 600
-  training: {epochs: 1, batch_size: 16, progress: false}
-gnn:
-  hidden_dim: 16
-  num_layers: 2
-  training: {epochs: 1, batch_size: 32, progress: false}
-fusion:
-  hidden_dim: 16
-  training: {epochs: 1, progress: false}
-"""
+
+
+def tiny_project_parameters() -> str:
+    """One seed on a small generated sample, with quality.py's smoke-run model sizes."""
+    benchmarks = str(Path(__file__).parent)
+    if benchmarks not in sys.path:  # also when this file is imported, not run
+        sys.path.insert(0, benchmarks)
+    from quality import QUICK_LOCAL
+
+    return "seeds: [0]\ndata_processing:\n  generator: {n_train: 240, n_valid: 80, n_test: 80, seed: 3}\n" + QUICK_LOCAL.lstrip("\n")
 
 
 def log(message: str) -> None:
@@ -71,8 +65,9 @@ def log(message: str) -> None:
 
 def write_tree(root: Path, codes: list[str], per_file: int) -> int:
     """The speed benchmark's tree layout (``FILES_PER_DIRECTORY`` files per directory); returns the file count."""
-    if str(Path(__file__).parent) not in sys.path:  # also when this file is imported, not run
-        sys.path.insert(0, str(Path(__file__).parent))
+    benchmarks = str(Path(__file__).parent)
+    if benchmarks not in sys.path:  # also when this file is imported, not run
+        sys.path.insert(0, benchmarks)
     from speed import write_tree as write_speed_tree
 
     return write_speed_tree(root, codes, per_file, files_per_directory=FILES_PER_DIRECTORY)
@@ -103,7 +98,7 @@ def make_tiny_project(directory: Path, track: str, threads: int) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copytree(REPO_ROOT / "conf", directory / "conf", ignore=shutil.ignore_patterns("local"))
     (directory / "conf" / "local").mkdir()
-    (directory / "conf" / "local" / "parameters.yml").write_text(TINY_PROJECT_PARAMETERS)
+    (directory / "conf" / "local" / "parameters.yml").write_text(tiny_project_parameters())
     shutil.copy(REPO_ROOT / "pyproject.toml", directory / "pyproject.toml")
     (directory / "src").mkdir(exist_ok=True)  # Kedro's bootstrap checks it exists
     env = offline_env({"MLFLOW_TRACKING_URI": f"sqlite:///{directory / 'mlflow.db'}", "OMP_NUM_THREADS": str(threads)})

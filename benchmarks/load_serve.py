@@ -42,7 +42,8 @@ def free_port() -> int:
 def start_server(model: str, port: int, workers: int, log_path: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model, "--env-manager", "local",
                "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    env = os.environ.copy()
+    # mlflow runs `exec uvicorn ...`: the virtualenv's bin/ must be on PATH even when it is not activated.
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     if workers > 1:  # one core per worker process: torch threads in several processes fight over cores
         env.setdefault("OMP_NUM_THREADS", "1")
     log = log_path.open("w")

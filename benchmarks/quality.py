@@ -560,10 +560,15 @@ def main(argv: Sequence[str] | None = None) -> str:
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(report, encoding="utf-8")
+    return write_report(report, args.out)
+
+
+def write_report(report: str, out: Path) -> str:
+    """Write the Markdown report to ``out`` and print it (the ablations write theirs the same way)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report, encoding="utf-8")
     print(report)
-    print(f"(written to {args.out})")
+    print(f"(written to {out})")
     return report
 
 

@@ -72,3 +72,16 @@ def full_run(project_copy: Path) -> Path:
     """The default pipeline (data -> transformer -> gnn -> fusion -> ensemble) once per test session."""
     run_kedro(project_copy)
     return project_copy
+
+
+def run_benchmark_script(script: Path, *args: str, cwd: Path, timeout: int = 600):
+    """Run a ``benchmarks/`` script as a user would: its own process, one torch thread, the
+    default (project-local) MLflow store, ``cwd`` outside the repository."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run(
+        [sys.executable, str(script), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )

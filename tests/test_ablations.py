@@ -8,12 +8,11 @@ edge types, a run inside the reference copy) and that the table has a row per va
 from __future__ import annotations
 
 import importlib.util
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_benchmark_script
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ABLATIONS = PROJECT_ROOT / "benchmarks" / "ablations.py"
@@ -99,16 +98,10 @@ def test_unknown_variant_is_refused(ablations, capsys):
 @pytest.mark.slow
 def test_ablations_quick_runs_and_reports_each_variant(tmp_path: Path):
     out = tmp_path / "ablations.md"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    env.pop("MLFLOW_TRACKING_URI", None)
     variants = "reference,fusion_finetune"  # the normalised-data path is tested without kedro below
-    completed = subprocess.run(
-        [sys.executable, str(ABLATIONS), "--quick", "--variants", variants, "--workdir", str(tmp_path / "work"), "--out", str(out)],
-        cwd=tmp_path,  # nothing may land in the caller's folder or the repository
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    # cwd: nothing may land in the caller's folder or the repository
+    completed = run_benchmark_script(
+        ABLATIONS, "--quick", "--variants", variants, "--workdir", str(tmp_path / "work"), "--out", str(out), cwd=tmp_path
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     report = out.read_text()

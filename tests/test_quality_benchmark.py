@@ -7,12 +7,10 @@ Devign numbers, the duplicate report and the wall time.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_benchmark_script
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 QUALITY = PROJECT_ROOT / "benchmarks" / "quality.py"
@@ -21,16 +19,8 @@ QUALITY = PROJECT_ROOT / "benchmarks" / "quality.py"
 @pytest.mark.slow
 def test_quality_quick_runs_and_reports_baseline_and_published_numbers(tmp_path: Path):
     out = tmp_path / "quality.md"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    completed = subprocess.run(
-        [sys.executable, str(QUALITY), "--quick", "--out", str(out)],
-        cwd=tmp_path,  # nothing may land in the caller's folder or the repository
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    # cwd: nothing may land in the caller's folder or the repository
+    completed = run_benchmark_script(QUALITY, "--quick", "--out", str(out), cwd=tmp_path)
     assert completed.returncode == 0, completed.stderr[-3000:]
     report = out.read_text()
     assert report in completed.stdout

@@ -133,7 +133,9 @@ def test_mlflow_models_serve_answers_a_request(full_run: Path, tmp_path: Path) -
     command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(model_dir), "--env-manager", "local",
                "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     log = (tmp_path / "serve.log").open("w")
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+    # mlflow runs `exec uvicorn ...`: the virtualenv's bin/ must be on PATH even when it is not activated.
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + 120
         while True:
