@@ -62,3 +62,12 @@ def validate_preset_name(params: Mapping[str, Any]) -> str | None:
         )
         raise UnknownPresetError(f"Unknown preset {chosen!r}. Known presets by track:\n{listing}")
     return chosen
+
+
+def plain(value: Any) -> Any:
+    """OmegaConf/Mapping params to plain dicts and lists (storable with weights_only loading, hashable as JSON)."""
+    if isinstance(value, Mapping):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    return value

@@ -3,34 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
-from streamguard.training.checkpoint import default_file_mode, remove_stale_temp_files
+from streamguard.atomic import atomic_write
+
+__all__ = ["atomic_write", "missing_artefact"]
 
 logger = logging.getLogger(__name__)
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temp file in the same folder, then os.replace: readers never see half a file.
-
-    Temp files that a killed earlier write of ``path`` left behind are removed first.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temp_files(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.chmod(tmp, default_file_mode())  # mkstemp creates 0o600 files
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def missing_artefact(path: Path, name: str, how_to_produce: str) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from streamguard.atomic import atomic_write
 from streamguard.graphs.builder import CodeGraph, GraphConfig
 
 FORMAT_VERSION = 1
@@ -70,15 +70,12 @@ def save_graphs(graphs: Sequence[CodeGraph], path: str | os.PathLike, config: Gr
         "truncated": np.asarray([graph.truncated for graph in graphs], dtype=bool),
         "skipped": np.asarray([graph.skipped for graph in graphs], dtype=bool),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
+
+    def write(temp: Path) -> None:
+        with open(temp, "wb") as stream:  # a file object: given a path, numpy would append ".npz"
             np.savez_compressed(stream, **arrays)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write)
 
 
 def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:

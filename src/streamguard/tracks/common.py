@@ -8,20 +8,13 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
+from streamguard.presets import plain  # re-exported: the recipes import it from here
+
 T = TypeVar("T")
 # Models built from checkpoints inside ``reuse_loaded_models`` (inference only; None outside).
 _LOADED_MODELS: ContextVar[dict | None] = ContextVar("streamguard_loaded_models", default=None)
 
 CHECKPOINT_FORMAT_VERSION = 1
-
-
-def plain(value: Any) -> Any:
-    """OmegaConf/Mapping params to plain dicts and lists (storable with weights_only loading)."""
-    if isinstance(value, Mapping):
-        return {str(key): plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(item) for item in value]
-    return value
 
 
 def train_config(params: Mapping[str, Any], seed: int):

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import glob
-import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from streamguard.atomic import atomic_write
 from streamguard.training.config import config_hash
 
-logger = logging.getLogger(__name__)
-
-__all__ = ["CheckpointError", "atomic_torch_save", "safe_torch_load", "config_hash", "remove_stale_temp_files"]
+__all__ = ["CheckpointError", "atomic_torch_save", "safe_torch_load", "config_hash"]
 
 
 class CheckpointError(RuntimeError):
@@ -23,76 +19,9 @@ class CheckpointError(RuntimeError):
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temp file beside ``path``, fsync, then ``os.replace``.
-
-    A crash mid-write leaves the previous file intact (never a truncated checkpoint), and the temp
-    file is removed on failure; temp files a killed process left beside ``path`` are removed first.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temp_files(target)
-    handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp", delete=False)
-    temp_path = Path(handle.name)
-    try:
-        with handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp_path, default_file_mode())  # temp files start at 0o600; keep the usual mode
-        os.replace(temp_path, target)
-    except BaseException:
-        temp_path.unlink(missing_ok=True)
-        raise
-    fsync_directory(target.parent)
-
-
-def temp_file_pattern(path: str | os.PathLike) -> str:
-    """Glob of the temp files an atomic save of ``path`` creates (``.<name>.<random>.tmp`` beside it)."""
-    return f".{glob.escape(Path(path).name)}.*.tmp"
-
-
-def remove_stale_temp_files(path: str | os.PathLike) -> list[Path]:
-    """Delete the temp files a killed atomic save of ``path`` left behind; returns what was removed.
-
-    One writer per file at a time is assumed (Kedro saves each output once per run), so any such
-    file is debris of an interrupted save.
-    """
-    target = Path(path)
-    removed = []
-    if not target.parent.is_dir():
-        return removed
-    for stale in target.parent.glob(temp_file_pattern(target)):
-        try:
-            stale.unlink()
-        except FileNotFoundError:
-            continue
-        except OSError as exc:  # read-only folder, permissions: leave it, the save itself will say more
-            logger.debug("could not remove stale temp file %s: %s", stale, exc)
-            continue
-        removed.append(stale)
-        logger.info("removed %s, left by an interrupted save of %s", stale, target)
-    return removed
-
-
-def default_file_mode() -> int:
-    """What ``open()`` would give a new file (0o666 less the umask); temp files start at 0o600."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def fsync_directory(directory: Path) -> None:
-    """Make the rename itself durable where the OS allows it (POSIX); best effort elsewhere."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    """``torch.save`` through :func:`streamguard.atomic.atomic_write`: a crash mid-write leaves the
+    previous file intact (never a truncated checkpoint) and no temp file behind on the next save."""
+    atomic_write(path, lambda temp: torch.save(obj, temp))
 
 
 def safe_torch_load(

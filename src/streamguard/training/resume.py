@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -33,7 +32,10 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from streamguard.training.checkpoint import CheckpointError, atomic_torch_save, remove_stale_temp_files, safe_torch_load
+from streamguard.atomic import atomic_write, remove_stale_temp_files
+from streamguard.training.checkpoint import CheckpointError, atomic_torch_save, safe_torch_load
+from streamguard.presets import plain
+from streamguard.training.config import config_hash
 
 logger = logging.getLogger(__name__)
 
@@ -123,17 +125,9 @@ def code_fingerprint(packages: Iterable[str] = CODE_PACKAGES) -> str:
     return digest.hexdigest()[:16]
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    return value
-
-
 def result_config(params: Mapping[str, Any]) -> dict[str, Any]:
     """A track's params without the keys that cannot change the result (preset name, progress bars, workers)."""
-    config = {key: _plain(value) for key, value in params.items() if key not in RESULT_NEUTRAL_PARAM_KEYS}
+    config = {key: plain(value) for key, value in params.items() if key not in RESULT_NEUTRAL_PARAM_KEYS}
     training = config.get("training")
     if isinstance(training, Mapping):
         config["training"] = {k: v for k, v in training.items() if k not in RESULT_NEUTRAL_TRAINING_KEYS}
@@ -149,7 +143,7 @@ def training_identity(
     return {
         "track": str(track),
         "seed": int(seed),
-        "config": _plain(dict(config)),
+        "config": plain(dict(config)),
         "data": {str(key): str(value) for key, value in data.items()},
         "code": code_fingerprint(),
         "torch": str(torch.__version__),
@@ -181,11 +175,6 @@ def identity_differences(saved: Mapping[str, Any], current: Mapping[str, Any], l
     if len(lines) > limit:
         lines = lines[:limit] + [f"... and {len(lines) - limit} more"]
     return lines
-
-
-def identity_hash(identity: Mapping[str, Any]) -> str:
-    text = json.dumps(identity, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def is_finished(state: Mapping[str, Any], epochs: int, patience: int) -> bool:
@@ -235,7 +224,7 @@ class ResumeStore:
             logger.info("%s: resume is off: ignoring the saved state in %s and training from scratch.", label, self.directory)
             self._replace_all_on_save = True
             return None
-        wanted = identity_hash(identity)
+        wanted = config_hash(identity)
         good: list[tuple[int, str, dict]] = []
         stale_reported = False
         for name in present:
@@ -300,7 +289,7 @@ class ResumeStore:
             "epoch": int(state["epoch"]),
             "finished": bool(finished),
             "identity": identity,
-            "identity_hash": identity_hash(identity),
+            "identity_hash": config_hash(identity),
             "saved_at": dt.datetime.now(dt.timezone.utc).isoformat(),
             "state": dict(state),
         }
@@ -339,23 +328,7 @@ def _check_payload(payload: Any, path: Path) -> None:
 
 def _atomic_copy(source: Path, target: Path) -> None:
     """Copy through a temp file and ``os.replace`` (a kill leaves the old ``target`` or the new one)."""
-    import tempfile
-
-    from streamguard.training.checkpoint import default_file_mode, fsync_directory
-
-    fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle, open(source, "rb") as reader:
-            shutil.copyfileobj(reader, handle, length=1 << 22)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, default_file_mode())
-        os.replace(temp, target)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    fsync_directory(target.parent)
+    atomic_write(target, lambda temp: shutil.copyfile(source, temp))
 
 
 # --------------------------------------------------------------------------- fit with a store
