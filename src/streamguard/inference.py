@@ -67,7 +67,6 @@ class EnsembleScorer:
         for all seeds that share a graph configuration.
         """
         from streamguard.metrics import probabilities_from_logits
-        from streamguard.tracks.common import reuse_loaded_models
 
         if not codes:
             return np.zeros(0)
@@ -164,10 +163,9 @@ class EnsembleScorer:
 
         model = checkpoint["model"]
         graph_config = model.get("graph_config") or model["branch_checkpoints"].get("gnn", {}).get("model", {}).get("graph_config")
-        config = GraphConfig.from_dict(dict(graph_config or {}))
         key = json.dumps(dict(graph_config or {}), sort_keys=True, default=str)
         if key not in cache:
-            cache[key] = build_graphs(codes, config)
+            cache[key] = build_graphs(codes, GraphConfig.from_dict(dict(graph_config or {})))
         return cache[key]
 
 

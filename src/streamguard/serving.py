@@ -2,7 +2,7 @@
 
 ``save_servable_model`` writes a self-contained MLflow model directory (the seeds' checkpoints
 and the threshold in one artefact, the ``streamguard`` package as code, a signature and an
-input example); ``log_servable_model`` logs the same into the active MLflow run. Either can be
+input example) and, when asked, logs the same model into the active MLflow run. Either can be
 served with ``mlflow models serve -m <dir or runs:/<run id>/<name>> --env-manager local`` and
 loaded with ``mlflow.pyfunc.load_model``. Nothing here imports Kedro.
 
@@ -19,7 +19,8 @@ import logging
 import shutil
 import tempfile
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -131,12 +132,16 @@ def scorer_from_bundle(bundle: Mapping[str, Any]) -> EnsembleScorer:
     return EnsembleScorer(bundle["track"], bundle["checkpoints"], bundle["threshold"], description=bundle["description"])
 
 
-def _model_kwargs(scorer: EnsembleScorer, bundle_path: Path) -> dict[str, Any]:
+@contextmanager
+def _model_arguments(scorer: EnsembleScorer) -> Iterator[dict[str, Any]]:
+    """The ``mlflow.pyfunc.save_model``/``log_model`` arguments, with the scorer's weights and
+    threshold saved once to a temp artefact that lives as long as the block."""
     from importlib.metadata import PackageNotFoundError, version
 
     from mlflow.models import infer_signature
 
     import streamguard
+    from streamguard.training.checkpoint import atomic_torch_save
 
     requirements = []
     for name in REQUIRED_DISTRIBUTIONS:
@@ -149,48 +154,41 @@ def _model_kwargs(scorer: EnsembleScorer, bundle_path: Path) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "integer column" hint: labels are never missing
         signature = infer_signature(example, output, params={"threshold": scorer.threshold})
-    return {
-        "python_model": str(Path(__file__).with_name("mlflow_model.py")),
-        "artifacts": {SCORER_ARTIFACT: str(bundle_path)},
-        "code_paths": [str(Path(streamguard.__file__).parent)],
-        "signature": signature,
-        "input_example": example,
-        "pip_requirements": requirements,
-        "metadata": {"track": scorer.track, "seeds": len(scorer.checkpoints), "threshold": scorer.threshold},
-    }
-
-
-def _with_bundle(scorer: EnsembleScorer, action) -> Any:
-    from streamguard.training.checkpoint import atomic_torch_save
-
     with tempfile.TemporaryDirectory(prefix="streamguard-model-") as temporary, warnings.catch_warnings():
         # predict has no type hints on purpose (the signature is the schema): MLflow's nudge is noise.
         warnings.filterwarnings("ignore", message=".*type hints.*", category=UserWarning)
         bundle_path = Path(temporary) / f"{scorer.track}_ensemble.pt"
         atomic_torch_save(scorer_bundle(scorer), bundle_path)
-        return action(_model_kwargs(scorer, bundle_path))
+        yield {
+            "python_model": str(Path(__file__).with_name("mlflow_model.py")),
+            "artifacts": {SCORER_ARTIFACT: str(bundle_path)},
+            "code_paths": [str(Path(streamguard.__file__).parent)],
+            "signature": signature,
+            "input_example": example,
+            "pip_requirements": requirements,
+            "metadata": {"track": scorer.track, "seeds": len(scorer.checkpoints), "threshold": scorer.threshold},
+        }
 
 
-def save_servable_model(scorer: EnsembleScorer, path: str | Path) -> Path:
-    """Write the MLflow model directory at ``path``, replacing an older one only once the new one is complete."""
+def save_servable_model(scorer: EnsembleScorer, path: str | Path, log_as: str | None = None) -> str | None:
+    """Write the MLflow model directory at ``path``, replacing an older one only once the new one
+    is complete; with ``log_as`` and an active MLflow run, log the same model there too.
+
+    Returns ``runs:/<run id>/<log_as>`` when the model was logged, else None.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    run = mlflow.active_run() if log_as else None
     try:
         shutil.rmtree(staging)  # save_model wants a fresh directory
-        _with_bundle(scorer, lambda kwargs: mlflow.pyfunc.save_model(path=str(staging), **kwargs))
+        with _model_arguments(scorer) as arguments:
+            mlflow.pyfunc.save_model(path=str(staging), **arguments)
+            if run is not None:
+                mlflow.pyfunc.log_model(name=log_as, **arguments)
         if path.exists():
             shutil.rmtree(path)
         staging.rename(path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return path
-
-
-def log_servable_model(scorer: EnsembleScorer, name: str) -> str:
-    """Log the model into the active MLflow run; returns ``runs:/<run id>/<name>``."""
-    run = mlflow.active_run()
-    if run is None:
-        raise RuntimeError("log_servable_model needs an active MLflow run")
-    _with_bundle(scorer, lambda kwargs: mlflow.pyfunc.log_model(name=name, **kwargs))
-    return f"runs:/{run.info.run_id}/{name}"
+    return f"runs:/{run.info.run_id}/{log_as}" if run is not None else None

@@ -30,15 +30,10 @@ class ServableModelDataset(AbstractDataset[dict, Any]):
         if scorer is None:
             logger.warning("No servable model written to %s: %s", self._filepath, data.get("reason", "no scorer"))
             return
-        import mlflow
+        from streamguard.serving import save_servable_model
 
-        from streamguard.serving import log_servable_model, save_servable_model
-
-        save_servable_model(scorer, self._filepath)
-        logger.info("Servable %s model saved to %s", scorer.track, self._filepath)
-        if mlflow.active_run() is not None:
-            uri = log_servable_model(scorer, self._mlflow_name)
-            logger.info("Servable %s model logged to MLflow: %s", scorer.track, uri)
+        uri = save_servable_model(scorer, self._filepath, log_as=self._mlflow_name)
+        logger.info("Servable %s model saved to %s%s", scorer.track, self._filepath, f" and logged to MLflow: {uri}" if uri else "")
 
     def load(self) -> Any:
         import mlflow.pyfunc
