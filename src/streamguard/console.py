@@ -19,8 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan = subcommands.add_parser(
         "scan",
         help="score every C function under some paths (exit 1 if any is over the threshold)",
-        description="Score every C function under PATHs with a trained track. Exit codes: 0 nothing over the "
-        "threshold, 1 at least one function over it, 2 the scan could not run.",
+        description="Score every C function under PATHs with a trained track (exit codes below).",
     )
     add_scan_arguments(scan)
     scan.set_defaults(handler=run_scan)

@@ -335,7 +335,7 @@ def test_scan_with_unreachable_mlflow_fails_fast_naming_the_uri(tmp_path: Path, 
         code = scan_cli.main([str(tmp_path / "a.c"), "--project-dir", str(project), "--track", "gnn"])
     elapsed = time.monotonic() - started
     err = capsys.readouterr().err
-    assert code == 2
+    assert code == scan_cli.EXIT_NO_MODEL
     assert f"MLflow tracking server {uri} is unreachable" in err and "Connection refused" in err
     assert elapsed < 60, f"took {elapsed:.0f}s"
 

@@ -45,3 +45,15 @@ def test_graphs_are_built_once_for_all_seeds():
 
     builders = [node for node in gnn.create_pipeline(seeds=[0, 1, 2]).nodes if node.name.endswith("build_graphs")]
     assert len(builders) == 1
+
+
+def test_cheap_results_are_written_before_the_first_long_training_node():
+    """A run stopped during transformer training must already have the data report, the baseline's
+    metrics and the graph report (the sequential runner follows ``Pipeline.nodes``)."""
+    from streamguard.pipeline_registry import register_pipelines
+
+    order = [node.name for node in register_pipelines()["__default__"].nodes]
+    first_training = min(i for i, name in enumerate(order) if name.endswith(".train"))
+    cheap = [name for name in order if name in ("load_and_validate", "deduplicate", "build_graphs") or name.startswith("baseline.")]
+    assert {"baseline.seed_0.fit_and_score", "build_graphs", "deduplicate"} <= set(cheap)
+    assert max(order.index(name) for name in cheap) < first_training, order[: first_training + 1]

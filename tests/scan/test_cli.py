@@ -188,7 +188,7 @@ def test_scorer_that_cannot_load_exits_2_without_traceback(tree: Path, capsys) -
     def no_models(project_dir: Path, track: str, model_uri: str | None):
         raise RuntimeError(f"no trained {track} checkpoints in {project_dir}")
 
-    assert scan_cli.main(["src", "--track", "gnn", "--project-dir", "proj"], scorer_factory=no_models) == 2
+    assert scan_cli.main(["src", "--track", "gnn", "--project-dir", "proj"], scorer_factory=no_models) == scan_cli.EXIT_NO_MODEL == 4
     err = capsys.readouterr().err
     assert "no trained gnn checkpoints in proj" in err and "Traceback" not in err
 
@@ -204,12 +204,12 @@ def test_scorer_factory_receives_the_options(tree: Path, capsys) -> None:
     assert calls == [(Path("proj"), "transformer", "models:/sg/1")]
 
 
-def test_bad_scores_exit_2(tree: Path, capsys) -> None:
+def test_bad_scores_exit_4(tree: Path, capsys) -> None:
     class ShortScorer(FakeScorer):
         def score(self, functions):
             return np.zeros(len(functions) - 1)
 
-    assert run(["src"], ShortScorer()) == 2
+    assert run(["src"], ShortScorer()) == scan_cli.EXIT_NO_MODEL
     assert "scores for" in capsys.readouterr().err
 
 
@@ -225,10 +225,30 @@ def test_no_c_files_and_missing_paths_exit_2(tree: Path, capsys) -> None:
     assert "does-not-exist" in err and "Traceback" not in err
 
 
-def test_c_files_without_functions_exit_0(tree: Path, capsys) -> None:
+def test_c_files_without_functions_exit_3(tree: Path, capsys) -> None:
+    """A CI gate must not pass on a scan that scored nothing (it used to exit 0)."""
     write(tree / "decls" / "types.h", "typedef int handle_t;\nint declared_only(void);\n")
-    assert run(["decls"]) == 0
-    assert "(no functions found)" in capsys.readouterr().out
+    assert run(["decls"]) == scan_cli.EXIT_NOTHING_SCANNED == 3
+    out, err = capsys.readouterr()
+    assert "(no functions found)" in out
+    assert "nothing was scored in 1 file(s): no function definition found" in err
+
+
+def test_every_file_unreadable_exits_3_with_the_report(tree: Path, capsys) -> None:
+    write(tree / "bad" / "blob.c", bytes(range(256)) * 8)
+    write(tree / "bad" / "latin.c", "/* d\xe9j\xe0 */\n".encode("latin-1"))
+    assert run(["bad", "--format", "json", "--threshold", "0.0"]) == 3  # even a threshold of 0 cannot pass it
+    out, err = capsys.readouterr()
+    report = json.loads(out)
+    assert report["functions"] == [] and {p["kind"] for p in report["problems"]} == {"not_utf8"}
+    assert "every file was unreadable" in err
+
+
+def test_exit_codes_are_listed_in_help(capsys) -> None:
+    assert streamguard.console.main(["scan", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    for code, meaning in scan_cli.EXIT_CODES.items():
+        assert f"{code} {' '.join(meaning.split())}" in help_text
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,10 @@
 """``streamguard scan``: score every C function under some paths and gate CI on the result.
 
-Exit codes: 0 nothing over the threshold, 1 at least one function over it (the CI gate), 2 the scan
-could not run (bad arguments, missing paths, no C files, no scorer, unwritable --output). One bad
-file never stops a scan: it is reported and skipped. The model stack (torch, Kedro, MLflow) is
+Exit codes (``EXIT_CODES``): 0 nothing over the threshold, 1 at least one function over it (the CI
+gate), 2 the scan could not run (bad arguments, missing paths, no C files, unwritable --output),
+3 nothing was scored (every file unreadable, or no function definition found), 4 the model could not
+be loaded or failed to score. One bad file never stops a scan: it is reported and skipped; a scan
+that scored nothing is never a pass. The model stack (torch, Kedro, MLflow) is
 imported only when a scorer is loaded, so ``--help`` and argument errors stay fast.
 """
 
@@ -30,7 +32,15 @@ from streamguard.scan.report import ScanResult, problems_text, summary_line, to_
 
 TRACKS = ("fusion", "transformer", "gnn")
 FORMATS = ("text", "json", "sarif")
-EXIT_CLEAN, EXIT_FLAGGED, EXIT_ERROR = 0, 1, 2
+EXIT_CLEAN, EXIT_FLAGGED, EXIT_ERROR, EXIT_NOTHING_SCANNED, EXIT_NO_MODEL = 0, 1, 2, 3, 4
+#: What each exit code means (``streamguard scan --help`` and the README list the same).
+EXIT_CODES = {
+    EXIT_CLEAN: "nothing over the threshold",
+    EXIT_FLAGGED: "at least one function over the threshold",
+    EXIT_ERROR: "the scan could not run (bad arguments, missing paths, no C files, unwritable --output)",
+    EXIT_NOTHING_SCANNED: "nothing was scored: every file unreadable or no function definition found",
+    EXIT_NO_MODEL: "the model could not be loaded or failed to score",
+}
 DEFAULT_BATCH_SIZE = 1024
 PROGRESS_MIN_FILES = 20  # below this a bar is noise
 
@@ -51,7 +61,11 @@ ScorerFactory = Callable[[Path, str, str | None], Scorer]
 
 
 class ScanError(Exception):
-    """A reason the scan cannot run at all; its message is printed without a traceback (exit 2)."""
+    """A reason the scan cannot run at all; its message is printed without a traceback (exit 2 by default)."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def default_scorer_factory(project_dir: Path, track: str, model_uri: str | None) -> Scorer:
@@ -83,6 +97,7 @@ def _probability(text: str) -> float:
 
 def add_scan_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Declare the scan options on ``parser`` (the ``streamguard scan`` subparser or a standalone one)."""
+    parser.epilog = "Exit codes: " + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items()) + "."
     parser.add_argument("paths", nargs="+", metavar="PATH", help="C files or directories to scan")
     parser.add_argument("--track", choices=TRACKS, default="fusion", help="which trained model to score with (default: fusion)")
     parser.add_argument(
@@ -178,18 +193,18 @@ def _load_scorer(args: argparse.Namespace, scorer_factory: ScorerFactory) -> Sco
     try:
         return scorer_factory(Path(args.project_dir), args.track, args.model_uri)
     except Exception as error:  # any loader failure is a "no scorer" exit, reported without a traceback
-        raise ScanError(f"cannot load the {args.track} scorer: {error}") from error
+        raise ScanError(f"cannot load the {args.track} scorer: {error}", EXIT_NO_MODEL) from error
 
 
 def _score(scorer: Scorer, functions: list[FunctionRecord]) -> list[float]:
     try:
         scores = np.asarray(scorer.score(functions), dtype=float).reshape(-1)
     except Exception as error:
-        raise ScanError(f"scoring failed: {type(error).__name__}: {error}") from error
+        raise ScanError(f"scoring failed: {type(error).__name__}: {error}", EXIT_NO_MODEL) from error
     if len(scores) != len(functions):
-        raise ScanError(f"the scorer returned {len(scores)} scores for {len(functions)} functions")
+        raise ScanError(f"the scorer returned {len(scores)} scores for {len(functions)} functions", EXIT_NO_MODEL)
     if not np.all(np.isfinite(scores)):
-        raise ScanError("the scorer returned non-finite scores")
+        raise ScanError("the scorer returned non-finite scores", EXIT_NO_MODEL)
     return scores.tolist()
 
 
@@ -293,8 +308,12 @@ def run_scan(
         _write_report(_render(result, args, to_stdout), args.output, stdout)
     except ScanError as error:
         stderr.write(f"streamguard scan: error: {error}\n")
-        return EXIT_ERROR
+        return error.exit_code
     _report_to_stderr(result, args, to_stdout, stderr)
+    if not result.functions:  # a CI gate must not pass on a scan that looked at nothing
+        why = "every file was unreadable" if len({p.file for p in result.problems}) >= len(files) else "no function definition found"
+        stderr.write(f"streamguard scan: error: nothing was scored in {len(files)} file(s): {why} (exit {EXIT_NOTHING_SCANNED})\n")
+        return EXIT_NOTHING_SCANNED
     return EXIT_FLAGGED if result.over_threshold_count else EXIT_CLEAN
 
 

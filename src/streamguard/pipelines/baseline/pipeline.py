@@ -6,8 +6,8 @@ makes the catalog's ``{track}.seed_{seed}.*`` factories write its logits and met
 
 from kedro.pipeline import Pipeline, node
 
-from streamguard.pipelines.baseline.nodes import fit
-from streamguard.pipelines.common import bind_seed, per_seed, score
+from streamguard.pipelines.baseline.nodes import fit_and_score
+from streamguard.pipelines.common import bind_seed, per_seed
 
 BASELINE_SEED = 0
 
@@ -15,13 +15,12 @@ BASELINE_SEED = 0
 def _seed_pipeline(seed: int) -> Pipeline:
     return Pipeline(
         [
-            node(
-                bind_seed(fit, seed),
-                inputs=["train_functions", "valid_functions", "test_functions", "params:baseline"],
-                outputs=["valid_logits", "test_logits", "model_summary"],
-                name="fit",
+            node(  # one node, so its metrics are written before the first long training node starts
+                bind_seed(fit_and_score, seed),
+                inputs=["train_functions", "valid_functions", "test_functions", "params:baseline", "params:sweep"],
+                outputs=["valid_logits", "test_logits", "metrics"],
+                name="fit_and_score",
             ),
-            node(score, inputs=["valid_logits", "test_logits", "model_summary", "params:sweep"], outputs="metrics", name="score"),
         ]
     )
 
