@@ -7,6 +7,7 @@ thresholds, no AUCs, thresholds tuned and reported on the same split). Here ever
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -36,9 +37,14 @@ __all__ = [
     "mean_std",
 ]
 
+logger = logging.getLogger(__name__)
+
 _DECIMALS = 6  # every float written to metrics.json
 _THRESHOLD_DECIMALS = 2  # thresholds are stored as 0.43, never 0.43000000000000005
 _DEFAULT_THRESHOLD = 0.5
+
+
+CHOOSE_FROM = ("sweep", "full_range")
 
 
 @dataclass(frozen=True)
@@ -46,13 +52,18 @@ class SweepSpec:
     """The threshold grid, shared by all tracks so that F1@best is comparable across them.
 
     Bounds are inclusive and must lie on a 0.01 grid inside [0, 1], because thresholds are stored with 2 decimals.
+    ``choose_from`` says where the chosen threshold comes from: ``"sweep"`` (this grid, as the original system) or
+    ``"full_range"`` (the 0.01-0.99 grid, for models whose best threshold lies outside the sweep).
     """
 
     start: float = 0.30
     stop: float = 0.70
     step: float = 0.01
+    choose_from: str = "sweep"
 
     def __post_init__(self) -> None:
+        if self.choose_from not in CHOOSE_FROM:
+            raise ValueError(f"sweep choose_from must be one of {CHOOSE_FROM}, got {self.choose_from!r}")
         for name in ("start", "stop", "step"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
@@ -67,6 +78,10 @@ class SweepSpec:
             raise ValueError(f"sweep needs 0 <= start <= stop <= 1, got start={self.start}, stop={self.stop}")
         if self.step <= 0:
             raise ValueError(f"sweep step must be positive, got {self.step}")
+
+
+#: The widest grid a threshold can sit on (thresholds have 2 decimals; 0 and 1 predict one class only).
+FULL_RANGE = SweepSpec(0.01, 0.99, 0.01)
 
 
 def threshold_grid(spec: SweepSpec = SweepSpec()) -> np.ndarray:
@@ -205,6 +220,22 @@ def threshold_sweep(labels: Any, probs: Any, spec: SweepSpec = SweepSpec()) -> l
     return _sweep_rows(labels_int, probs_float, spec)
 
 
+def _f1_rows(labels: np.ndarray, probs: np.ndarray, spec: SweepSpec) -> list[dict[str, float]]:
+    """``threshold, f1`` rows over a grid, vectorised (the 99-point full range costs no more than one sklearn call).
+
+    F1 = 2 tp / (2 tp + fp + fn), 0 when nothing is predicted or present (sklearn's zero_division=0).
+    """
+    grid = threshold_grid(spec)
+    predicted = probs[None, :] >= grid[:, None]
+    positive = labels[None, :] == 1
+    tp = (predicted & positive).sum(axis=1)
+    fp = (predicted & ~positive).sum(axis=1)
+    fn = (~predicted & positive).sum(axis=1)
+    denominator = 2 * tp + fp + fn
+    f1 = np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0)
+    return [{"threshold": float(t), "f1": _round(value)} for t, value in zip(grid, f1, strict=True)]
+
+
 def _best_row(rows: Sequence[Mapping[str, float]]) -> Mapping[str, float]:
     """The first row with the highest F1 (rows are in increasing threshold order, so ties keep the lowest)."""
     f1 = np.array([row["f1"] for row in rows])
@@ -224,8 +255,11 @@ def compute_metrics(
 ) -> dict[str, Any]:
     """The metrics dict written to every metrics.json (JSON-serialisable; floats rounded to 6 decimals).
 
-    The threshold is chosen on ``valid`` (first maximum of F1 over the grid). When test arrays are given, the
-    ``test`` block applies that same threshold to test, so the test numbers are an honest held-out estimate.
+    The threshold is chosen on ``valid`` (first maximum of F1 over the grid, or over 0.01-0.99 when
+    ``spec.choose_from == "full_range"``). When test arrays are given, the ``test`` block applies that same threshold
+    to test, so the test numbers are an honest held-out estimate. A sweep optimum on the grid's edge means the real
+    optimum may lie outside it: ``threshold_at_sweep_edge`` is then true (with a warning), and
+    ``best_threshold_full_range`` / ``f1_at_best_threshold_full_range`` always give the 0.01-0.99 optimum beside it.
     """
     labels, probs = validate_split(valid_labels, valid_probs, "valid")
     if (test_labels is None) != (test_probs is None):
@@ -233,7 +267,18 @@ def compute_metrics(
     test = None if test_labels is None else validate_split(test_labels, test_probs, "test")  # fail before the sweep
 
     sweep = _sweep_rows(labels, probs, spec)
-    best = _best_row(sweep)
+    sweep_best = _best_row(sweep)
+    full_best = _best_row(_f1_rows(labels, probs, FULL_RANGE))
+    at_edge = spec.start < spec.stop and sweep_best["threshold"] in (spec.start, spec.stop)
+    if at_edge:
+        logger.warning(
+            "the validation-chosen threshold %.2f sits on the edge of the %.2f-%.2f sweep (F1 %.4f), so the optimum "
+            "may lie outside it: over 0.01-0.99 the best is %.2f (F1 %.4f). %s",
+            sweep_best["threshold"], spec.start, spec.stop, sweep_best["f1"], full_best["threshold"], full_best["f1"],
+            "It is the one used (sweep.choose_from=full_range)." if spec.choose_from == "full_range"
+            else "Set sweep.choose_from=full_range to use it.",
+        )
+    best = full_best if spec.choose_from == "full_range" else sweep_best
     threshold = best["threshold"]
     at_half = _scores(labels, _predict(probs, _DEFAULT_THRESHOLD))
     at_best = _scores(labels, _predict(probs, threshold))
@@ -258,6 +303,11 @@ def compute_metrics(
         "roc_auc": _round(roc_auc_score(labels, probs)),
         "pr_auc": _round(average_precision_score(labels, probs)),
         "predicted_positive_rate_at_best": _round((confusion_best["tp"] + confusion_best["fp"]) / labels.size),
+        "threshold_at_sweep_edge": bool(at_edge),
+        "best_threshold_in_sweep": sweep_best["threshold"],
+        "f1_at_best_threshold_in_sweep": sweep_best["f1"],
+        "best_threshold_full_range": full_best["threshold"],
+        "f1_at_best_threshold_full_range": full_best["f1"],
         "sweep": asdict(spec),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -288,6 +338,11 @@ def _test_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float) -> di
     }
 
 
+#: Boolean keys worth a metric (0/1), so runs can be filtered on them in the MLflow UI.
+FLAG_METRICS = frozenset({"threshold_at_sweep_edge"})
+#: Keys holding settings, not measurements (the effective hyperparameters): MLflow params, not metrics.
+NOT_METRICS = frozenset({"effective_hyperparameters"})
+
 _MLFLOW_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. ]")  # MLflow also allows / and :, but / makes names path-like
 
 
@@ -295,14 +350,20 @@ def flatten_for_mlflow(metrics: Mapping[str, Any], prefix: str = "") -> dict[str
     """Every numeric scalar as ``{dotted.name: float}`` for ``mlflow.log_metrics``.
 
     Nested mappings recurse (``confusion_matrix_at_best.tp``, ``test.f1``); lists (the sweep), strings
-    (the timestamp), bools and None are skipped. Characters outside letters, digits, ``_ - . `` and space become ``_``.
+    (the timestamp), bools and None are skipped, except the flags of ``FLAG_METRICS`` (logged as 0/1), and so are
+    the blocks of ``NOT_METRICS`` (settings, logged as MLflow params instead). Characters outside letters, digits,
+    ``_ - . `` and space become ``_``.
     """
     flat: dict[str, float] = {}
     for key, value in metrics.items():
         name = _MLFLOW_UNSAFE.sub("_", str(key))
         if prefix:
             name = f"{prefix}.{name}"
-        if isinstance(value, Mapping):
+        if key in NOT_METRICS:
+            continue
+        if key in FLAG_METRICS and isinstance(value, (bool, np.bool_)):
+            flat[name] = float(value)
+        elif isinstance(value, Mapping):
             flat.update(flatten_for_mlflow(value, name))
         elif isinstance(value, (bool, np.bool_)) or value is None:
             continue

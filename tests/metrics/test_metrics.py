@@ -43,7 +43,8 @@ REQUIRED_KEYS = {
     "f1_at_best_threshold", "best_threshold_by_f1", "precision_at_best_threshold", "recall_at_best_threshold",
     "accuracy_at_best_threshold", "balanced_accuracy_at_best_threshold", "confusion_matrix_at_0_5",
     "confusion_matrix_at_best", "threshold_sweep", "roc_auc", "pr_auc", "predicted_positive_rate_at_best",
-    "sweep", "timestamp",
+    "sweep", "timestamp", "threshold_at_sweep_edge", "best_threshold_in_sweep", "f1_at_best_threshold_in_sweep",
+    "best_threshold_full_range", "f1_at_best_threshold_full_range",
 }
 TEST_KEYS = {
     "threshold", "num_samples", "num_positive", "accuracy", "precision", "recall", "f1", "balanced_accuracy",
@@ -61,7 +62,7 @@ def assert_plain_json(value, where="metrics"):
         for index, item in enumerate(value):
             assert_plain_json(item, f"{where}[{index}]")
     else:
-        assert type(value) in (int, float, str), f"{where} is {type(value).__name__}"
+        assert type(value) in (int, float, str, bool), f"{where} is {type(value).__name__}"  # bool: the edge flag
         if type(value) is float:
             assert math.isfinite(value) and value == round(value, 6), where
 
@@ -171,7 +172,7 @@ def test_compute_metrics_valid_only():
     assert metrics["roc_auc"] == 0.75
     assert metrics["pr_auc"] == 0.833333
     assert len(metrics["threshold_sweep"]) == 41
-    assert metrics["sweep"] == {"start": 0.3, "stop": 0.7, "step": 0.01}
+    assert metrics["sweep"] == {"start": 0.3, "stop": 0.7, "step": 0.01, "choose_from": "sweep"}
     assert "test" not in metrics
     assert_plain_json(metrics)
     json.dumps(metrics)
@@ -213,7 +214,7 @@ def test_test_metrics_use_the_threshold_chosen_on_valid():
 def test_custom_sweep_is_recorded_and_used():
     metrics = compute_metrics(VALID_LABELS, VALID_PROBS, spec=SweepSpec(0.05, 0.95, 0.05))
     assert len(metrics["threshold_sweep"]) == 19
-    assert metrics["sweep"] == {"start": 0.05, "stop": 0.95, "step": 0.05}
+    assert metrics["sweep"] == {"start": 0.05, "stop": 0.95, "step": 0.05, "choose_from": "sweep"}
     # 0.15..0.40 give F1 0.8 (0.05 and 0.10 also predict the 0.1 negative: F1 2/3); first maximum 0.15.
     assert metrics["best_threshold_by_f1"] == 0.15
 
