@@ -47,8 +47,15 @@ def _check_backbone(params: Mapping[str, Any], transformer_checkpoint: Mapping |
             )
 
 
-def _branch_inputs(name: str, checkpoint: Mapping, frame: pd.DataFrame, graphs: Sequence, frozen: bool, companion: Mapping | None):
-    """(cached embeddings, None) for a frozen branch; (None, (encoder, dataset, collate)) for a live one."""
+def _branch_inputs(
+    name: str, checkpoint: Mapping, frame: pd.DataFrame, graphs: Sequence, frozen: bool, companion: Mapping | None,
+    pad_to_multiple_of: Any = "checkpoint",
+):
+    """(cached embeddings, None) for a frozen branch; (None, (encoder, dataset, collate)) for a live one.
+
+    A live transformer branch pads its batches to ``pad_to_multiple_of`` (fusion's own training
+    setting while fusion trains; the branch checkpoint's when ``"checkpoint"``, as at inference).
+    """
     if name == "transformer":
         from streamguard.models.transformer import make_token_collate
         from streamguard.tracks.transformer import _token_dataset, load_transformer, transformer_embeddings
@@ -56,7 +63,9 @@ def _branch_inputs(name: str, checkpoint: Mapping, frame: pd.DataFrame, graphs: 
         if frozen:
             return transformer_embeddings(checkpoint, frame), None
         model, tokenizer, max_length = load_transformer(checkpoint)
-        collate = make_token_collate(tokenizer.pad_token_id, checkpoint["config"]["training"].get("pad_to_multiple_of"))
+        if pad_to_multiple_of == "checkpoint":
+            pad_to_multiple_of = checkpoint["config"]["training"].get("pad_to_multiple_of")
+        collate = make_token_collate(tokenizer.pad_token_id, pad_to_multiple_of)
         return None, (model, _token_dataset(frame, tokenizer, max_length), collate)
     from streamguard.models.gnn import collate_graphs
     from streamguard.tracks.gnn import _examples, gnn_embeddings, load_gnn
@@ -68,12 +77,14 @@ def _branch_inputs(name: str, checkpoint: Mapping, frame: pd.DataFrame, graphs: 
     return None, (load_gnn(checkpoint), _examples(frame, graphs, None), collate_graphs)
 
 
-def _fusion_examples(branches, frame, graphs, frozen: Mapping[str, bool]):
+def _fusion_examples(branches, frame, graphs, frozen: Mapping[str, bool], pad_to_multiple_of: Any = "checkpoint"):
     from streamguard.models.fusion import FusionExamples
 
     features, live, encoders, collates = {}, {}, {}, {}
     for name, checkpoint in branches.items():
-        cached, live_parts = _branch_inputs(name, checkpoint, frame, graphs, frozen[name], branches.get("transformer"))
+        cached, live_parts = _branch_inputs(
+            name, checkpoint, frame, graphs, frozen[name], branches.get("transformer"), pad_to_multiple_of
+        )
         if cached is not None:
             features[name] = cached
         else:
@@ -105,10 +116,12 @@ def train_fusion(
     on_epoch_end: Callable[[dict], None] | None = None,
     resume: Any = None,
 ) -> tuple[dict, list[dict]]:
-    """Fit the fusion head (and fine-tune unfrozen encoders at ``encoder_lr``) for one seed.
+    """Fit the fusion head (and fine-tune unfrozen encoders at ``training.encoder_lr``) for one seed.
 
-    ``resume`` (a ResumeStore) saves every epoch and continues from a state saved with the same
-    config, data and branch checkpoints.
+    With a live (unfrozen) transformer branch, ``training.pad_to_multiple_of`` pads its batches and
+    ``training.group_by_length`` batches functions of similar token length; frozen branches are
+    cached vectors, so neither applies. ``resume`` (a ResumeStore) saves every epoch and continues
+    from a state saved with the same config, data and branch checkpoints.
     """
     from streamguard.models.fusion import FusionClassifier, make_fusion_collate
     from streamguard.training import fit, seed_everything
@@ -117,14 +130,18 @@ def train_fusion(
     _check_backbone(params, transformer_checkpoint)
     frozen = {"transformer": bool(params["freeze_transformer"]), "gnn": bool(params["freeze_gnn"])}
     config = train_config(params, seed)
-    train_set, encoders, collates = _fusion_examples(branches, frames["train"], graphs["train"], frozen)
-    valid_set, valid_encoders, _ = _fusion_examples(branches, frames["valid"], graphs["valid"], frozen)
+    pad = config.pad_to_multiple_of if "transformer" in branches and not frozen["transformer"] else "checkpoint"
+    train_set, encoders, collates = _fusion_examples(branches, frames["train"], graphs["train"], frozen, pad)
+    valid_set, valid_encoders, _ = _fusion_examples(branches, frames["valid"], graphs["valid"], frozen, pad)
     del valid_encoders  # same weights as `encoders`; validation runs through the trained model
+    live_tokens = train_set.live.get("transformer")
     seed_everything(seed)
     model = FusionClassifier(_branch_dims(branches), params["hidden_dim"], params["dropout"], encoders=encoders)
     groups = [{"params": list(model.head.parameters()), "lr": config.lr}]
     if encoders:
-        groups.append({"params": list(model.encoders.parameters()), "lr": float(params["encoder_lr"])})
+        # Fine-tuned encoders at training.encoder_lr (null: the head's lr).
+        encoder_lr = config.encoder_lr if config.encoder_lr is not None else config.lr
+        groups.append({"params": list(model.encoders.parameters()), "lr": float(encoder_lr)})
     data: dict[str, Any] = {
         "train": frames["train"],
         "valid": frames["valid"],
@@ -133,7 +150,10 @@ def train_fusion(
     }
     data.update({f"{name}_checkpoint": checkpoint["model"] for name, checkpoint in branches.items()})
     result = fit_with_resume(
-        lambda **resume_args: fit(model, train_set, valid_set, make_fusion_collate(collates), config, param_groups=groups, **resume_args),
+        lambda **resume_args: fit(
+            model, train_set, valid_set, make_fusion_collate(collates), config, param_groups=groups,
+            train_lengths=None if live_tokens is None else live_tokens.lengths, **resume_args,
+        ),
         config,
         track="fusion",
         seed=seed,
