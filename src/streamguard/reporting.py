@@ -26,6 +26,7 @@ __all__ = [
     "plot_pr_curves",
     "plot_confusion_matrix",
     "plot_training_curves",
+    "training_curves_figures",
 ]
 
 _FIGSIZE = (7.0, 4.5)
@@ -171,14 +172,16 @@ def confusion_matrix_figure(cm: Mapping[str, int], title: str = "") -> Any:
 
 
 def training_curves_figure(history: Sequence[Mapping[str, Any]], title: str = "") -> Any:
-    """Per-epoch train_loss and valid_loss (left axis) and valid_f1 (right axis).
+    """Per-epoch train_loss and valid_loss (left axis), valid_f1 and valid_roc_auc (right axis), best epoch marked.
 
     Records may lack any of these keys (an epoch without validation, an older history); missing or non-numeric
     values are simply not drawn. The x value is the record's ``epoch`` when present, else its 1-based position.
     """
     if not history:
         raise ValueError("plot_training_curves needs at least one epoch record (got an empty history)")
-    series: dict[str, tuple[list[float], list[float]]] = {"train_loss": ([], []), "valid_loss": ([], []), "valid_f1": ([], [])}
+    series: dict[str, tuple[list[float], list[float]]] = {
+        "train_loss": ([], []), "valid_loss": ([], []), "valid_f1": ([], []), "valid_roc_auc": ([], []),
+    }
     for position, record in enumerate(history, start=1):
         epoch = _number(record.get("epoch"))
         x = epoch if epoch is not None else float(position)
@@ -193,18 +196,21 @@ def training_curves_figure(history: Sequence[Mapping[str, Any]], title: str = ""
     loss_axes = figure.add_subplot()
     f1_axes = loss_axes.twinx()
     styles = {"train_loss": (loss_axes, _colour(0), "-"), "valid_loss": (loss_axes, _colour(1), "-"),
-              "valid_f1": (f1_axes, _colour(2), "--")}
+              "valid_f1": (f1_axes, _colour(2), "--"), "valid_roc_auc": (f1_axes, _colour(3), "--")}
     lines = []
     for key, (xs, ys) in series.items():
         if xs:
             axes, colour, style = styles[key]
             lines += axes.plot(xs, ys, style, marker="o", color=colour, label=key.replace("_", " "))
+    best_epoch = _number(history[-1].get("best_epoch"))
+    if best_epoch is not None:
+        lines.append(loss_axes.axvline(best_epoch, color="grey", linestyle=":", label=f"best epoch ({best_epoch:g})"))
     from matplotlib.ticker import MaxNLocator
 
     loss_axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     loss_axes.set_xlabel("epoch")
     loss_axes.set_ylabel("loss")
-    f1_axes.set_ylabel("valid F1 (vulnerable)")
+    f1_axes.set_ylabel("valid F1 at 0.5 / ROC-AUC")
     f1_axes.set_ylim(0.0, 1.02)
     loss_axes.grid(True, alpha=0.3)
     loss_axes.legend(lines, [line.get_label() for line in lines], fontsize="small", loc="best")
@@ -227,3 +233,8 @@ plot_threshold_sweep = _saving(threshold_sweep_figure)
 plot_pr_curves = _saving(pr_curves_figure)
 plot_confusion_matrix = _saving(confusion_matrix_figure)
 plot_training_curves = _saving(training_curves_figure)
+
+
+def training_curves_figures(history: Sequence[Mapping[str, Any]], track: str, seed: int) -> dict[str, Any]:
+    """``{"training_curves": Figure}`` of one seed's history, for a FiguresDataset (PNG + MLflow artifact)."""
+    return {"training_curves": training_curves_figure(history, title=f"{track} seed {seed}: training curves")}

@@ -414,7 +414,8 @@ def fit(
     resume_state: Mapping[str, Any] | None = None,
     save_state: Callable[[dict], None] | None = None,
 ) -> FitResult:
-    """Train ``model`` and return it with its best epoch's weights (by validation F1 at 0.5).
+    """Train ``model`` and return it with its best epoch's weights (by ``config.selection_metric``:
+    validation ROC-AUC by default, F1 at 0.5 or loss on request; ties keep the earlier epoch).
 
     ``train_lengths`` enables length-grouped batches (less padding); ``param_groups`` replaces the
     default AdamW groups (fusion: a lower lr for fine-tuned encoders); ``save_state`` receives a

@@ -43,3 +43,10 @@ def predict(checkpoint: dict, valid_functions: pd.DataFrame, valid_graphs: list,
     from streamguard.tracks.fusion import fusion_logits
 
     return fusion_logits(checkpoint, valid_functions, valid_graphs), fusion_logits(checkpoint, test_functions, test_graphs)
+
+
+def plot_curves(history: list[dict], *, seed: int) -> dict:
+    """This seed's per-epoch curves as a figure (saved as PNG and logged to MLflow by the catalog)."""
+    from streamguard.reporting import training_curves_figures
+
+    return training_curves_figures(history, "fusion", seed)

@@ -64,3 +64,10 @@ def predict(
         gnn_logits(checkpoint, valid_graphs, valid_functions, transformer_checkpoint),
         gnn_logits(checkpoint, test_graphs, test_functions, transformer_checkpoint),
     )
+
+
+def plot_curves(history: list[dict], *, seed: int) -> dict:
+    """This seed's per-epoch curves as a figure (saved as PNG and logged to MLflow by the catalog)."""
+    from streamguard.reporting import training_curves_figures
+
+    return training_curves_figures(history, "gnn", seed)

@@ -3,7 +3,7 @@
 from kedro.pipeline import Pipeline, node
 
 from streamguard.pipelines.common import bind_seed, per_seed, score
-from streamguard.pipelines.gnn.nodes import build_graphs, predict, train
+from streamguard.pipelines.gnn.nodes import build_graphs, plot_curves, predict, train
 
 
 def _seed_pipeline(seed: int) -> Pipeline:
@@ -33,6 +33,7 @@ def _seed_pipeline(seed: int) -> Pipeline:
                 name="predict",
             ),
             node(score, inputs=["valid_logits", "test_logits", "checkpoint", "params:sweep"], outputs="metrics", name="score"),
+            node(bind_seed(plot_curves, seed), inputs="history", outputs="training_curves", name="plot_curves"),
         ]
     )
 

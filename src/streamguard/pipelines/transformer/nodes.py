@@ -31,3 +31,9 @@ def predict(checkpoint: dict, valid_functions: pd.DataFrame, test_functions: pd.
 
     return transformer_logits(checkpoint, valid_functions), transformer_logits(checkpoint, test_functions)
 
+
+def plot_curves(history: list[dict], *, seed: int) -> dict:
+    """This seed's per-epoch curves as a figure (saved as PNG and logged to MLflow by the catalog)."""
+    from streamguard.reporting import training_curves_figures
+
+    return training_curves_figures(history, "transformer", seed)
