@@ -34,3 +34,44 @@ class PresetHooks:
 
         name, tags = run_identity(run_params, self._track_presets, started=time.time())
         mlflow.set_tags({**tags, "mlflow.runName": name})
+
+
+class DataReportHooks:
+    """Print the data report's headline and quality warnings at the end of a run that rebuilt the splits.
+
+    Mid-run log lines scroll away under hours of training; the end of the run is where a user looks.
+    It also says when the splits replaced ones made from another source (generated -> jsonl).
+    """
+
+    REPORT = "data_report"
+
+    def __init__(self) -> None:
+        self._previous_source: str | None = None
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict, pipeline: Any, catalog: Any) -> None:
+        self._previous_source = None
+        if self.REPORT in pipeline.all_outputs() and catalog.exists(self.REPORT):
+            try:
+                self._previous_source = catalog.load(self.REPORT).get("source") or "an earlier run's data"
+            except Exception:  # an unreadable old report: the new one replaces it anyway
+                self._previous_source = "an earlier run's data"
+
+    @hook_impl
+    def after_pipeline_run(self, run_params: dict, run_result: Any, pipeline: Any, catalog: Any) -> None:
+        if self.REPORT not in pipeline.all_outputs() or not catalog.exists(self.REPORT):
+            return
+        from streamguard.data.quality import headline
+
+        report = catalog.load(self.REPORT)
+        lines = ["", headline(report)]
+        source = report.get("source")
+        if self._previous_source and source and self._previous_source != source:
+            lines.append(
+                f"  NOTE: the splits in data/03_primary now hold {source}; they replaced {self._previous_source}."
+            )
+        warnings = report.get("quality_warnings") or []
+        if warnings:
+            lines.append(f"  WARNING: {len(warnings)} data quality warning(s):")
+            lines += [f"  WARNING: {warning}" for warning in warnings]
+        print("\n".join(lines), flush=True)

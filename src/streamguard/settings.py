@@ -2,14 +2,14 @@
 
 from omegaconf.resolvers import oc
 
-from streamguard.hooks import PresetHooks
+from streamguard.hooks import DataReportHooks, PresetHooks
 from streamguard.presets import apply_preset
 from streamguard.offline import enforce_offline
 from streamguard.tracking_hooks import OutputLocationHooks, TrackingProbeHooks
 
 enforce_offline()
 
-HOOKS = (PresetHooks(), TrackingProbeHooks(), OutputLocationHooks())
+HOOKS = (PresetHooks(), TrackingProbeHooks(), OutputLocationHooks(), DataReportHooks())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

@@ -10,6 +10,7 @@ import pandas as pd
 from streamguard.data.dedup import drop_cross_split_duplicates, duplicate_report
 from streamguard.data.generator import generate_dataset
 from streamguard.data.loading import EmptyDatasetError, load_splits, validate_records
+from streamguard.data.quality import DataQualityError, check_quality, headline, source_description
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,18 @@ def deduplicate(
         "load": load_counts,
         "duplicates": report,
         "cross_split_duplicates_dropped": int(len(dropped)),
+        "source": source_description(params),
     }
+    warnings, failures = check_quality(summary, params.get("quality"))
+    summary["quality_warnings"] = warnings
+    if failures:  # before any training: the splits are not written, the previous ones stay in place
+        raise DataQualityError(
+            "the data is past a quality limit, so nothing was trained on it:\n  "
+            + "\n  ".join(failures)
+            + "\n"
+            + headline(summary)
+            + "\nFix the input, or raise the limit in data_processing.quality (conf/local/parameters.yml or --params)."
+        )
     return splits["train"], splits["valid"], splits["test"], dropped, summary
 
 
