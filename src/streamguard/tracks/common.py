@@ -31,8 +31,11 @@ def build_checkpoint(
     import torch
 
     from streamguard.training.config import config_hash
+    from streamguard.training.effective import effective_hyperparameters
 
     config = plain(params)
+    # metrics.json gets these through the scoring node (it adds metrics_extra to the metrics).
+    metrics_extra = {**extra.pop("metrics_extra", {}), "effective_hyperparameters": effective_hyperparameters(params, result.state)}
     return {
         "format_version": CHECKPOINT_FORMAT_VERSION,
         "track": track,
@@ -47,6 +50,7 @@ def build_checkpoint(
         "nonfinite_steps": int(result.nonfinite_steps),
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
         "torch_version": str(torch.__version__),  # TorchVersion is not weights-only loadable
+        "metrics_extra": metrics_extra,
         **extra,
     }
 

@@ -26,8 +26,9 @@ def train(
     ``training_state`` (a ResumeStore) is where per-epoch resumable states go and are resumed from.
     """
     from streamguard.tracks.fusion import train_fusion
+    from streamguard.training.effective import log_effective_params
 
-    return train_fusion(
+    checkpoint, history = train_fusion(
         transformer_checkpoint,
         gnn_checkpoint,
         {"train": train_functions, "valid": valid_functions},
@@ -37,6 +38,8 @@ def train(
         on_epoch_end=epoch_logger(f"fusion.seed_{seed}"),
         resume=training_state,
     )
+    log_effective_params(f"fusion.seed_{seed}", checkpoint["metrics_extra"]["effective_hyperparameters"])
+    return checkpoint, history
 
 
 def predict(checkpoint: dict, valid_functions: pd.DataFrame, valid_graphs: list, test_functions: pd.DataFrame, test_graphs: list):

@@ -35,8 +35,9 @@ def train(
 ):
     """Train one seed (resuming from ``training_state``, a ResumeStore); returns the checkpoint dict and the history."""
     from streamguard.tracks.gnn import train_gnn
+    from streamguard.training.effective import log_effective_params
 
-    return train_gnn(
+    checkpoint, history = train_gnn(
         train_graphs,
         train_functions,
         valid_graphs,
@@ -48,6 +49,8 @@ def train(
         on_epoch_end=epoch_logger(f"gnn.seed_{seed}"),
         resume=training_state,
     )
+    log_effective_params(f"gnn.seed_{seed}", checkpoint["metrics_extra"]["effective_hyperparameters"])
+    return checkpoint, history
 
 
 def predict(

@@ -14,8 +14,9 @@ def train(
 ):
     """Train one seed (resuming from ``training_state``, a ResumeStore); returns the checkpoint dict and the history."""
     from streamguard.tracks.transformer import train_transformer
+    from streamguard.training.effective import log_effective_params
 
-    return train_transformer(
+    checkpoint, history = train_transformer(
         train_functions,
         valid_functions,
         params,
@@ -23,6 +24,8 @@ def train(
         on_epoch_end=epoch_logger(f"transformer.seed_{seed}"),
         resume=training_state,
     )
+    log_effective_params(f"transformer.seed_{seed}", checkpoint["metrics_extra"]["effective_hyperparameters"])
+    return checkpoint, history
 
 
 def predict(checkpoint: dict, valid_functions: pd.DataFrame, test_functions: pd.DataFrame):
