@@ -222,10 +222,15 @@ class GNNClassifier(nn.Module):
             edge_type = torch.cat([edge_type, edge_type + self.num_edge_types])
         return edge_index, edge_type
 
-    def node_states(self, graph: Batch) -> torch.Tensor:
-        """Node vectors after message passing ([N, hidden_dim])."""
+    def node_inputs(self, graph: Batch) -> torch.Tensor:
+        """Each node's input vector (type + token embedding, [N, hidden_dim]): what node attributions
+        (``streamguard.explain``) are computed against, since the node features themselves are ids."""
         node_type, node_token = graph.x[:, 0].long(), graph.x[:, 1].long()
-        h = self.dropout(self.type_embedding(node_type) + self.token_embedding(node_token))
+        return self.type_embedding(node_type) + self.token_embedding(node_token)
+
+    def node_states(self, graph: Batch, node_inputs: torch.Tensor | None = None) -> torch.Tensor:
+        """Node vectors after message passing ([N, hidden_dim]), from ``node_inputs`` when given."""
+        h = self.dropout(self.node_inputs(graph) if node_inputs is None else node_inputs)
         edge_index, edge_type = self._relations(graph)
         if self.arch == "ggnn":
             return self.ggnn(h, edge_index, edge_type)
@@ -238,10 +243,10 @@ class GNNClassifier(nn.Module):
             h = self.norms[layer](h + self.dropout(F.relu(update)))
         return h
 
-    def encode(self, batch: Mapping[str, Any]) -> torch.Tensor:
+    def encode(self, batch: Mapping[str, Any], node_inputs: torch.Tensor | None = None) -> torch.Tensor:
         """Pooled graph embedding (+ extra features) before the head: [B, embedding_dim]."""
         graph = batch["graph"]
-        h = self.node_states(graph)
+        h = self.node_states(graph, node_inputs)
         size = graph.num_graphs
         if self.pooling == "mean":
             pooled = global_mean_pool(h, graph.batch, size)
@@ -259,7 +264,7 @@ class GNNClassifier(nn.Module):
             pooled = torch.cat([pooled, extra.to(pooled.dtype)], dim=1)
         return pooled
 
-    def forward(self, batch: Mapping[str, Any]) -> torch.Tensor:
+    def forward(self, batch: Mapping[str, Any], node_inputs: torch.Tensor | None = None) -> torch.Tensor:
         """Class logits [B, 2]."""
-        return self.head(self.encode(batch))
+        return self.head(self.encode(batch, node_inputs))
 

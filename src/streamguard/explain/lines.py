@@ -1,0 +1,155 @@
+"""Exact character/byte -> source line mapping, and turning per-token / per-node scores into line scores.
+
+Lines are split the way editors and SARIF number them: ``\\n``, ``\\r\\n`` and a lone ``\\r`` each
+end a line (1-based numbers, the first line of ``code`` is line 1). A token or graph node belongs
+to the line of its first non-whitespace character, so the whitespace tokens a byte-level BPE
+makes of ``"\\n    "`` never carry score to a line, and a token that spans lines (a block
+comment, a string with a line continuation) counts once, where it starts.
+
+Lines that no token / node reaches (blank lines, lines cut off by the model's ``max_length``)
+get ``NaN``: "no evidence", ranked after every scored line by :func:`rank_lines`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+@dataclass(frozen=True)
+class LineIndex:
+    """Character offsets of every line of one piece of source."""
+
+    code: str
+    starts: tuple[int, ...]  # character offset where each line starts
+    ends: tuple[int, ...]  # character offset where each line's text ends (before its line break)
+
+    @classmethod
+    def of(cls, code: str) -> LineIndex:
+        starts, ends = [0], []
+        for match in _LINE_BREAK.finditer(code):
+            ends.append(match.start())
+            starts.append(match.end())
+        ends.append(len(code))
+        return cls(code, tuple(starts), tuple(ends))
+
+    @property
+    def num_lines(self) -> int:
+        return len(self.starts)
+
+    def line_text(self, line: int) -> str:
+        """Text of 1-based ``line`` without its line break."""
+        return self.code[self.starts[line - 1] : self.ends[line - 1]]
+
+    def lines(self) -> list[str]:
+        return [self.code[start:end] for start, end in zip(self.starts, self.ends)]
+
+    def line_of_char(self, offset: int) -> int:
+        """1-based line holding character ``offset`` (a line break belongs to the line it ends)."""
+        if not 0 <= offset <= len(self.code):
+            raise ValueError(f"offset {offset} outside 0..{len(self.code)}")
+        return bisect.bisect_right(self.starts, offset)
+
+    def line_of_span(self, start: int, end: int) -> int | None:
+        """Line of the first non-whitespace character in ``code[start:end]``; None for whitespace only."""
+        text = self.code[start:end]
+        stripped = len(text) - len(text.lstrip())
+        if stripped == len(text):
+            return None
+        return self.line_of_char(start + stripped)
+
+
+def char_offsets_from_bytes(code: str) -> np.ndarray:
+    """``result[b]`` = character offset of UTF-8 byte ``b`` of ``code`` (length ``len(bytes) + 1``).
+
+    Graph node spans are byte ranges of ``code.encode("utf-8", errors="replace")``; this makes
+    them character ranges for :class:`LineIndex`.
+    """
+    offsets: list[int] = []
+    for position, char in enumerate(code):
+        offsets.extend([position] * len(char.encode("utf-8", errors="replace")))
+    offsets.append(len(code))
+    return np.asarray(offsets, dtype=np.int64)
+
+
+def token_lines(code: str, offsets: Sequence[tuple[int, int]]) -> list[int | None]:
+    """Line (1-based) of each token from a fast tokenizer's ``offset_mapping``; None for special
+    tokens (empty offsets) and whitespace-only tokens."""
+    index = LineIndex.of(code)
+    return [None if end <= start else index.line_of_span(int(start), int(end)) for start, end in offsets]
+
+
+def aggregate_to_lines(num_lines: int, item_lines: Sequence[int | None], item_scores: Sequence[float]) -> np.ndarray:
+    """Sum item (token / node) scores per line; lines no item reaches are NaN."""
+    scores = np.full(num_lines, np.nan)
+    for line, score in zip(item_lines, item_scores):
+        if line is None or not np.isfinite(score):
+            continue
+        position = line - 1
+        scores[position] = float(score) if np.isnan(scores[position]) else scores[position] + float(score)
+    return scores
+
+
+def span_lines(code: str, spans: Sequence[tuple[int, int]], byte_spans: bool = True) -> list[list[int]]:
+    """The lines each (byte or char) span covers that hold non-whitespace text of the span."""
+    index = LineIndex.of(code)
+    char_of = char_offsets_from_bytes(code) if byte_spans else None
+    result = []
+    for start, end in spans:
+        if char_of is not None:
+            start, end = int(char_of[min(start, len(char_of) - 1)]), int(char_of[min(end, len(char_of) - 1)])
+        if end <= start:
+            result.append([])
+            continue
+        first, last = index.line_of_char(start), index.line_of_char(max(start, end - 1))
+        covered = []
+        for line in range(first, last + 1):
+            lo, hi = max(start, index.starts[line - 1]), min(end, index.ends[line - 1])
+            if hi > lo and index.code[lo:hi].strip():
+                covered.append(line)
+        result.append(covered)
+    return result
+
+
+def spread_to_lines(num_lines: int, item_lines: Sequence[Sequence[int]], item_scores: Sequence[float]) -> np.ndarray:
+    """Each item's score split equally over the lines it covers (graph nodes: a statement node that
+    spans five lines gives each a fifth), summed per line; lines no item covers are NaN."""
+    scores = np.full(num_lines, np.nan)
+    for lines, score in zip(item_lines, item_scores):
+        if not lines or not np.isfinite(score):
+            continue
+        share = float(score) / len(lines)
+        for line in lines:
+            position = line - 1
+            scores[position] = share if np.isnan(scores[position]) else scores[position] + share
+    return scores
+
+
+def rank_lines(scores: Sequence[float]) -> list[int]:
+    """1-based line numbers, highest score first; NaN (no evidence) last; ties keep source order."""
+    values = np.asarray(scores, dtype=float)
+    keyed = np.where(np.isnan(values), -np.inf, values)
+    order = sorted(range(len(values)), key=lambda i: (-keyed[i], np.isnan(values[i]), i))
+    return [i + 1 for i in order]
+
+
+def normalise(scores: Sequence[float]) -> np.ndarray:
+    """Scores divided by their L1 norm over scored lines (NaN kept), so seeds and branches weigh alike."""
+    values = np.asarray(scores, dtype=float)
+    total = np.nansum(np.abs(values))
+    return values / total if total > 0 else values.copy()
+
+
+def mean_scores(per_member: Sequence[Sequence[float]]) -> np.ndarray:
+    """Mean of normalised line scores (seeds of an ensemble); a line is NaN only if every member has it NaN."""
+    stacked = np.vstack([normalise(scores) for scores in per_member])
+    with np.errstate(invalid="ignore"):
+        counted = np.sum(~np.isnan(stacked), axis=0)
+        total = np.nansum(stacked, axis=0)
+    return np.where(counted > 0, total / np.maximum(counted, 1), np.nan)

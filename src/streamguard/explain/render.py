@@ -1,0 +1,92 @@
+"""A function's source with each line shaded by its score, as HTML (for reports, MLflow) or PNG.
+
+Scores are scaled by the function's largest positive score: the darkest line is the one the model
+blames most; lines with no evidence (NaN) or negative scores stay unshaded. Flawed lines known
+from labels (a benchmark) get a marker in the margin, so a reader can see whether the shading hits.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Collection, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from streamguard.explain.lines import LineIndex
+
+SHADE_RGB = (220, 50, 47)
+
+
+def _intensities(scores: Sequence[float]) -> np.ndarray:
+    values = np.asarray(scores, dtype=float)
+    positive = np.where(np.isnan(values), 0.0, np.clip(values, 0.0, None))
+    top = positive.max() if positive.size else 0.0
+    return positive / top if top > 0 else positive
+
+
+def function_html(code: str, scores: Sequence[float], title: str = "", flawed: Collection[int] = (), first_line: int = 1) -> str:
+    """One function as an HTML fragment: a table of numbered lines, background = score."""
+    index = LineIndex.of(code)
+    shades = _intensities(scores)
+    rows = []
+    for number, text in enumerate(index.lines(), start=1):
+        alpha = float(shades[number - 1]) if number - 1 < len(shades) else 0.0
+        raw = scores[number - 1] if number - 1 < len(scores) else float("nan")
+        label = "" if np.isnan(raw) else f"{raw:+.3f}"
+        marker = "&#9664; flaw" if number in flawed else ""
+        rows.append(
+            f'<tr style="background: rgba{(*SHADE_RGB, round(alpha * 0.85, 3))}">'
+            f'<td class="n">{number + first_line - 1}</td><td class="s">{label}</td>'
+            f"<td><pre>{html.escape(text.expandtabs(4))}</pre></td><td class=\"f\">{marker}</td></tr>"
+        )
+    heading = f"<h3>{html.escape(title)}</h3>" if title else ""
+    return f'{heading}<table class="sg-lines">{"".join(rows)}</table>'
+
+
+def html_page(fragments: Sequence[str], title: str = "StreamGuard: which lines?") -> str:
+    style = (
+        "body{font-family:sans-serif} table.sg-lines{border-collapse:collapse;margin-bottom:1.5em}"
+        "td{padding:0 .5em;vertical-align:top} td.n,td.s{color:#666;text-align:right;font-family:monospace}"
+        "td.f{color:#b00;font-weight:bold} pre{margin:0}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+        f"<style>{style}</style></head><body><h2>{html.escape(title)}</h2>{''.join(fragments)}</body></html>\n"
+    )
+
+
+def write_html(path: str | Path, fragments: Sequence[str], title: str = "StreamGuard: which lines?") -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(html_page(fragments, title), encoding="utf-8")
+    return path
+
+
+def write_png(path: str | Path, code: str, scores: Sequence[float], title: str = "", flawed: Collection[int] = ()) -> Path:
+    """The same view as a PNG (matplotlib, headless), for reports that embed images."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lines = LineIndex.of(code).lines()
+    shades = _intensities(scores)
+    height = 0.22 * (len(lines) + 2)
+    width = min(16.0, 2.0 + 0.09 * max((len(text.expandtabs(4)) for text in lines), default=40))
+    figure, axes = plt.subplots(figsize=(width, height))
+    axes.set_xlim(0, 1)
+    axes.set_ylim(len(lines), -1)
+    axes.axis("off")
+    for number, text in enumerate(lines, start=1):
+        y = number - 1
+        axes.add_patch(plt.Rectangle((0, y - 0.5), 1, 1, color=[c / 255 for c in SHADE_RGB], alpha=float(shades[y]) * 0.85, lw=0))
+        mark = "  <- flaw" if number in flawed else ""
+        axes.text(0.005, y, f"{number:>4}  {text.expandtabs(4)}{mark}", family="monospace", fontsize=8, va="center")
+    if title:
+        axes.set_title(title, fontsize=9, loc="left")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return path

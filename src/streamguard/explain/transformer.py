@@ -1,0 +1,146 @@
+"""Per-token attributions of a transformer classifier, summed per source line.
+
+* ``attention`` (LineVul, Fu & Tantithamthavorn, MSR 2022): a token's score is the attention it
+  receives, summed over every layer, head and query position (LineVul sums one layer's heads;
+  all layers are used here so deeper models are not judged by their first layer alone).
+  Attention says where the model looked, not what raised the score.
+* ``integrated_gradients``: Captum's ``LayerIntegratedGradients`` on the word-embedding layer,
+  from a baseline where every non-special token is ``<pad>``, for the vulnerable-minus-safe logit;
+  a token's score is its attribution summed over the embedding dimensions (signed: positive pushes
+  towards "vulnerable").
+* ``gradient_x_input``: Captum's ``LayerGradientXActivation`` on the same layer (one backward
+  pass: the cheap first-order version of the above), as a magnitude: at a saturated output the
+  local gradient's sign can point away from the class a token drives.
+
+Tokens map to lines through the fast tokenizer's character offsets
+(:func:`streamguard.explain.lines.token_lines`), so the mapping is exact for the project's BPE
+tokenizer and for any RoBERTa-family tokenizer from Hugging Face.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from streamguard.explain.lines import LineIndex, aggregate_to_lines, token_lines
+
+TRANSFORMER_METHODS = ("attention", "integrated_gradients", "gradient_x_input")
+DEFAULT_IG_STEPS = 16
+_ATTENTION_LOCK = threading.Lock()
+
+
+def encode_with_offsets(tokenizer: Any, code: str, max_length: int) -> tuple[Any, Any, list[tuple[int, int]]]:
+    """(input_ids [1, T], attention_mask [1, T], offsets) exactly as training tokenised ``code``."""
+    import torch
+
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError("line scores need a fast tokenizer (character offsets); this one is not")
+    encoded = tokenizer(str(code), truncation=True, max_length=int(max_length), return_offsets_mapping=True)
+    ids = torch.tensor([encoded["input_ids"]], dtype=torch.long)
+    mask = torch.ones_like(ids)
+    return ids, mask, [tuple(pair) for pair in encoded["offset_mapping"]]
+
+
+@contextmanager
+def eager_attention(encoder: Any) -> Iterator[None]:
+    """Attention weights need the eager implementation (SDPA does not return them); restored after."""
+    with _ATTENTION_LOCK:
+        previous = getattr(encoder.config, "_attn_implementation", None)
+        changed = previous not in (None, "eager") and hasattr(encoder, "set_attn_implementation")
+        if changed:
+            encoder.set_attn_implementation("eager")
+        try:
+            yield
+        finally:
+            if changed:
+                encoder.set_attn_implementation(previous)
+
+
+def attention_token_scores(classifier: Any, input_ids: Any, attention_mask: Any) -> np.ndarray:
+    """Attention each token receives, summed over layers, heads and queries: [T]."""
+    import torch
+
+    encoder = classifier.encoder
+    with eager_attention(encoder), torch.no_grad():
+        output = encoder(input_ids=input_ids, attention_mask=attention_mask, output_attentions=True)
+    attentions = output.attentions
+    if not attentions:
+        raise RuntimeError(f"{type(encoder).__name__} returned no attention weights")
+    total = torch.stack([layer[0] for layer in attentions]).sum(dim=(0, 1, 2))  # layers, heads, queries
+    return total.float().numpy()
+
+
+def gradient_token_scores(
+    logit_difference: Callable[[Any, Any], Any],
+    embedding_layer: Any,
+    input_ids: Any,
+    attention_mask: Any,
+    baseline_ids: Any,
+    method: str,
+    steps: int = DEFAULT_IG_STEPS,
+) -> np.ndarray:
+    """Captum attributions at ``embedding_layer`` for ``logit_difference(ids, mask) -> [B]``: [T]."""
+    import torch
+
+    if method == "integrated_gradients":
+        from captum.attr import LayerIntegratedGradients
+
+        explainer = LayerIntegratedGradients(logit_difference, embedding_layer)
+        attributions = explainer.attribute(
+            input_ids, baselines=baseline_ids, additional_forward_args=(attention_mask,), n_steps=int(steps),
+            internal_batch_size=int(steps),
+        )
+    elif method == "gradient_x_input":
+        from captum.attr import LayerGradientXActivation
+
+        explainer = LayerGradientXActivation(logit_difference, embedding_layer)
+        with torch.enable_grad():
+            attributions = explainer.attribute(input_ids, additional_forward_args=(attention_mask,))
+    else:
+        raise ValueError(f"unknown gradient method {method!r}")
+    scores = attributions[0].sum(dim=-1).detach().float().numpy()
+    # A local gradient's sign is unreliable where the model saturates (it can point away from the
+    # class the token drives); its magnitude is what ranks tokens. IG integrates, so it keeps the sign.
+    return np.abs(scores) if method == "gradient_x_input" else scores
+
+
+def baseline_ids_for(tokenizer: Any, input_ids: Any, offsets: list[tuple[int, int]]) -> Any:
+    """Every non-special token replaced by ``<pad>`` (special tokens, empty offsets, are kept)."""
+    baseline = input_ids.clone()
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.unk_token_id
+    for position, (start, end) in enumerate(offsets):
+        if end > start:
+            baseline[0, position] = pad
+    return baseline
+
+
+def transformer_line_scores_one(
+    model: Any, tokenizer: Any, max_length: int, code: str, method: str, steps: int = DEFAULT_IG_STEPS
+) -> np.ndarray:
+    """Line scores of one function for one transformer classifier (NaN: lines no token reaches)."""
+    if method not in TRANSFORMER_METHODS:
+        raise ValueError(f"transformer line-score method must be one of {TRANSFORMER_METHODS}, got {method!r}")
+    index = LineIndex.of(code)
+    input_ids, attention_mask, offsets = encode_with_offsets(tokenizer, code, max_length)
+    if method == "attention":
+        token_scores = attention_token_scores(model, input_ids, attention_mask)
+    else:
+
+        def logit_difference(ids: Any, mask: Any) -> Any:
+            logits = model({"input_ids": ids, "attention_mask": mask.expand(ids.shape[0], -1)})
+            return logits[:, 1] - logits[:, 0]
+
+        token_scores = gradient_token_scores(
+            logit_difference,
+            model.encoder.get_input_embeddings(),
+            input_ids,
+            attention_mask,
+            baseline_ids_for(tokenizer, input_ids, offsets),
+            method,
+            steps,
+        )
+    return aggregate_to_lines(index.num_lines, token_lines(code, offsets), token_scores)
