@@ -41,3 +41,49 @@ def metrics_from_logits(
         spec=sweep_spec(sweep),
     )
     return {**extra, **metrics}
+
+
+BOOTSTRAP_ROUNDS = 1000
+
+
+def paired_bootstrap_auc_delta(
+    labels: np.ndarray, prob_reference: np.ndarray, prob_candidate: np.ndarray, rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0
+) -> dict[str, float]:
+    """ROC-AUC(candidate) - ROC-AUC(reference) on the same rows, with a 95 % percentile interval.
+
+    Both models are scored on the same resampled rows each round (a paired bootstrap), so the
+    interval reflects test-sampling noise of the difference, not of each AUC alone. Rounds whose
+    resample holds one class only are skipped.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(labels)
+    a, b = np.asarray(prob_reference, dtype=np.float64), np.asarray(prob_candidate, dtype=np.float64)
+    if not (len(y) == len(a) == len(b)):
+        raise ValueError(f"labels and probabilities differ in length: {len(y)}, {len(a)}, {len(b)}")
+    rng = np.random.default_rng(seed)
+    deltas = []
+    for _ in range(int(rounds)):
+        rows = rng.integers(0, len(y), len(y))
+        if y[rows].min() == y[rows].max():
+            continue
+        deltas.append(roc_auc_score(y[rows], b[rows]) - roc_auc_score(y[rows], a[rows]))
+    if not deltas:
+        raise ValueError("no bootstrap resample held both classes: too few rows to compare ROC-AUCs")
+    low, high = np.percentile(deltas, [2.5, 97.5])
+    return {
+        "delta": float(roc_auc_score(y, b) - roc_auc_score(y, a)),
+        "low": float(low),
+        "high": float(high),
+        "rounds": len(deltas),
+    }
+
+
+def compare_to_reference(reference: pd.DataFrame, candidate: pd.DataFrame, rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0) -> dict[str, float]:
+    """:func:`paired_bootstrap_auc_delta` of two logits tables, matched on ``idx`` (labels must agree)."""
+    merged = reference[["idx", "label", "prob"]].merge(candidate[["idx", "label", "prob"]], on="idx", suffixes=("_ref", "_cand"))
+    if len(merged) != len(reference) or len(merged) != len(candidate):
+        raise ValueError(f"the two logits tables cover different rows ({len(reference)} vs {len(candidate)}, {len(merged)} shared)")
+    if not np.array_equal(merged["label_ref"].to_numpy(), merged["label_cand"].to_numpy()):
+        raise ValueError("the two logits tables disagree on labels for the same idx")
+    return paired_bootstrap_auc_delta(merged["label_ref"].to_numpy(), merged["prob_ref"].to_numpy(), merged["prob_cand"].to_numpy(), rounds, seed)

@@ -40,12 +40,16 @@ def summary_table(
     per_seed: Mapping[str, Sequence[Mapping[str, Any]]],
     ensembles: Mapping[str, Mapping[str, Any]],
     baseline: Mapping[str, Any] | None = None,
+    comparisons: Mapping[str, Mapping[str, float]] | None = None,
 ) -> pd.DataFrame:
     """One row per (track, seeds mean / seeds std / ensemble); numeric columns for CSV and plots.
 
     With ``baseline`` (the baseline's metrics dict) the first row is the baseline, and every deep
     ``seeds mean`` / ``ensemble`` row gets ``beats_baseline_roc_auc`` / ``beats_baseline_f1``
-    (True when its test value is strictly higher than the baseline's).
+    (True when its test value is strictly higher than the baseline's). ``comparisons`` (per track:
+    the paired-bootstrap ``delta``/``low``/``high`` of test ROC-AUC against the baseline) adds
+    ``roc_auc_delta``, ``roc_auc_delta_low`` and ``roc_auc_delta_high`` to the ensemble rows.
+    Tracks with an ensemble but no seeds (the stacked meta-model) get the ensemble row only.
     """
     rows = []
     if baseline is not None:
@@ -53,20 +57,25 @@ def summary_table(
             {"track": BASELINE_TRACK, "model": BASELINE_MODEL, "num_seeds": 1,
              **{column: _read(baseline, path) for column, path in SUMMARY_COLUMNS}}
         )
-    for track, seed_metrics in per_seed.items():
-        stats = {column: [_read(m, path) for m in seed_metrics] for column, path in SUMMARY_COLUMNS}
-        mean_row = {"track": track, "model": "seeds mean", "num_seeds": len(seed_metrics)}
-        std_row = {"track": track, "model": "seeds std", "num_seeds": len(seed_metrics)}
-        for column, values in stats.items():
-            present = [value for value in values if value is not None]
-            mean_row[column], std_row[column] = mean_std(present) if present else (None, None)
-        rows += [mean_row, std_row]
+    comparisons = comparisons or {}
+    for track in [*per_seed, *(track for track in ensembles if track not in per_seed)]:
+        seed_metrics = per_seed.get(track, [])
+        if seed_metrics:
+            stats = {column: [_read(m, path) for m in seed_metrics] for column, path in SUMMARY_COLUMNS}
+            mean_row = {"track": track, "model": "seeds mean", "num_seeds": len(seed_metrics)}
+            std_row = {"track": track, "model": "seeds std", "num_seeds": len(seed_metrics)}
+            for column, values in stats.items():
+                present = [value for value in values if value is not None]
+                mean_row[column], std_row[column] = mean_std(present) if present else (None, None)
+            rows += [mean_row, std_row]
         if track in ensembles:
             ensemble = ensembles[track]
-            rows.append(
-                {"track": track, "model": "ensemble", "num_seeds": ensemble.get("num_seeds_with_logits"),
-                 **{column: _read(ensemble, path) for column, path in SUMMARY_COLUMNS}}
-            )
+            row = {"track": track, "model": "ensemble", "num_seeds": ensemble.get("num_seeds_with_logits", len(seed_metrics)),
+                   **{column: _read(ensemble, path) for column, path in SUMMARY_COLUMNS}}
+            if track in comparisons:
+                delta = comparisons[track]
+                row |= {"roc_auc_delta": delta["delta"], "roc_auc_delta_low": delta["low"], "roc_auc_delta_high": delta["high"]}
+            rows.append(row)
     if baseline is not None:
         reference = rows[0]
         for row in rows[1:]:
@@ -111,11 +120,17 @@ def baseline_verdicts(table: pd.DataFrame) -> list[str]:
                 continue
             digits = 3 if round(mine, 3) != round(theirs, 3) else 5  # show why a "tie" at 3 decimals is won or lost
             (won if mine > theirs else lost).append(f"{name} ({mine:.{digits}f} vs {theirs:.{digits}f})")
+        interval = ""
+        delta = row.get("roc_auc_delta")
+        if delta is not None and not pd.isna(delta):
+            low, high = row["roc_auc_delta_low"], row["roc_auc_delta_high"]
+            reading = "above zero" if low > 0 else ("below zero" if high < 0 else "includes zero: not a significant difference")
+            interval = f" ROC-AUC difference {delta:+.3f}, paired-bootstrap 95 % interval [{low:+.3f}, {high:+.3f}], {reading}."
         if not lost:
-            sentences.append(f"{label} beats the lexical baseline on test {' and '.join(won)}.")
+            sentences.append(f"{label} beats the lexical baseline on test {' and '.join(won)}.{interval}")
         else:
             also = f"; it does beat it on {' and '.join(won)}" if won else ""
-            sentences.append(f"**{label} does NOT beat the lexical baseline** on test {' or '.join(lost)}{also}.")
+            sentences.append(f"**{label} does NOT beat the lexical baseline** on test {' or '.join(lost)}{also}.{interval}")
     return sentences
 
 
@@ -123,30 +138,45 @@ def summary_markdown(table: pd.DataFrame) -> str:
     """The table as Markdown with mean +- std cells, for the README, the log and MLflow."""
     columns = [column for column, _ in SUMMARY_COLUMNS]
     with_baseline = has_baseline(table)
-    beat_header = " | beats baseline (" + " / ".join(name for _, name in BEAT_COLUMNS) + ")" if with_baseline else ""
+    beat_header = (
+        " | beats baseline (" + " / ".join(name for _, name in BEAT_COLUMNS) + ") | ROC-AUC - baseline [95 % CI]"
+        if with_baseline else ""
+    )
     lines = [
         "| track | model | seeds | " + " | ".join(columns) + beat_header + " |",
-        "|---|---|---|" + "---|" * (len(columns) + int(with_baseline)),
+        "|---|---|---|" + "---|" * (len(columns) + 2 * int(with_baseline)),
     ]
     for track, group in table.groupby("track", sort=False):
         rows = {row["model"]: row for _, row in group.iterrows()}
         if track == BASELINE_TRACK:
             row = rows[BASELINE_MODEL]
             cells = [_cell(row[c]) for c in columns]
-            lines.append(f"| {track} | {BASELINE_MODEL} | 1 | " + " | ".join(cells) + " | (reference) |")
+            lines.append(f"| {track} | {BASELINE_MODEL} | 1 | " + " | ".join(cells) + " | (reference) | |")
             continue
-        mean, std = rows["seeds mean"], rows["seeds std"]
-        cells = [_cell(mean[c], std[c]) for c in columns] + ([_beats_cell(mean)] if with_baseline else [])
-        lines.append(f"| {track} | per seed | {int(mean['num_seeds'])} | " + " | ".join(cells) + " |")
+        if "seeds mean" in rows:
+            mean, std = rows["seeds mean"], rows["seeds std"]
+            cells = [_cell(mean[c], std[c]) for c in columns] + ([_beats_cell(mean), ""] if with_baseline else [])
+            lines.append(f"| {track} | per seed | {int(mean['num_seeds'])} | " + " | ".join(cells) + " |")
         if "ensemble" in rows:
             ensemble = rows["ensemble"]
-            cells = [_cell(ensemble[c]) for c in columns] + ([_beats_cell(ensemble)] if with_baseline else [])
-            lines.append(f"| {track} | ensemble | {int(ensemble['num_seeds'])} | " + " | ".join(cells) + " |")
+            cells = [_cell(ensemble[c]) for c in columns] + ([_beats_cell(ensemble), _delta_cell(ensemble)] if with_baseline else [])
+            seeds = ensemble["num_seeds"]
+            lines.append(f"| {track} | ensemble | {'n/a' if seeds is None or pd.isna(seeds) else int(seeds)} | " + " | ".join(cells) + " |")
     verdicts = baseline_verdicts(table)
     if verdicts:
         lines += ["", "Against the lexical baseline (TF-IDF + logistic regression, same splits, same validation-chosen threshold rule):", ""]
         lines += [f"- {sentence}" for sentence in verdicts]
     return "\n".join(lines) + "\n"
+
+
+def _delta_cell(row: Mapping[str, Any]) -> str:
+    """``+0.012 [+0.003, +0.021]``: the paired-bootstrap ROC-AUC difference to the baseline."""
+    delta = row.get("roc_auc_delta")
+    if delta is None or pd.isna(delta):
+        return "n/a"
+    low, high = row["roc_auc_delta_low"], row["roc_auc_delta_high"]
+    verdict = " (above 0)" if low > 0 else (" (below 0)" if high < 0 else "")
+    return f"{delta:+.3f} [{low:+.3f}, {high:+.3f}]{verdict}"
 
 
 def _cell(value: Any, std: Any = None) -> str:

@@ -42,17 +42,54 @@ def ensemble(
     return ensemble_track(track, per_seed, average=params["average"], sweep=sweep)
 
 
+def stacked_ensemble(params: dict[str, Any], sweep: dict, **logits: pd.DataFrame | None):
+    """The stacking meta-model over the inputs named in ``ensemble.stacking.inputs``.
+
+    ``logits`` holds ``valid_<name>`` / ``test_<name>`` for the baseline and every track; only the
+    configured inputs are stacked. Disabled (``enabled: false``) it writes empty outputs, which
+    the final report leaves out.
+    """
+    from streamguard.stacking import stack_inputs, stack_tracks, stacking_settings
+
+    settings = stacking_settings(params.get("stacking"))
+    if not settings["enabled"]:
+        logger.info("Stacking is off (ensemble.stacking.enabled=false).")
+        return {"enabled": False}, _empty_logits(), _empty_logits()
+    names = stack_inputs(settings)
+    unknown = [name for name in names if f"valid_{name}" not in logits]
+    if unknown:
+        raise ValueError(f"ensemble.stacking.inputs names unknown tracks {unknown}; known: {sorted(k[6:] for k in logits if k.startswith('valid_'))}")
+    metrics, valid, test = stack_tracks(
+        {name: logits[f"valid_{name}"] for name in names},
+        {name: logits[f"test_{name}"] for name in names},
+        sweep=sweep,
+        folds=int(settings["folds"]),
+        C=float(settings["C"]),
+        seed=int(settings["seed"]),
+    )
+    return {"enabled": True, **metrics}, valid, test
+
+
+def _empty_logits() -> pd.DataFrame:
+    from streamguard.datasets.logits_dataset import LOGITS_COLUMNS
+
+    return pd.DataFrame({column: pd.Series(dtype="float64") for column in LOGITS_COLUMNS})
+
+
 def final_report(*inputs: Any, tracks: list[str], seeds: list[int]):
     """Per-seed mean +- std vs ensemble for every track, beside the baseline: CSV, Markdown, figures.
 
     ``inputs`` is, per track: the ensemble metrics, the ensemble test logits, then each seed's
-    metrics; then ``params:sweep`` and the baseline's valid and test logits (None when the
+    metrics; then the stacked ensemble's metrics and test logits (``{"enabled": false}`` when
+    stacking is off); then ``params:sweep`` and the baseline's valid and test logits (None when the
     baseline has not been run: the report then has no baseline row and says how to add it).
     The baseline is scored here from its logits with the same function and sweep as its
-    ``metrics.json``, so the numbers are the same.
+    ``metrics.json``, so the numbers are the same. Every ensemble row gets the paired-bootstrap
+    95 % interval of its test ROC-AUC difference to the baseline (same test rows).
     """
     from streamguard.evaluation import metrics_from_logits
     from streamguard.report import BASELINE_TRACK, report_figures, summary_markdown, summary_table
+    from streamguard.stacking import STACKED_TRACK
 
     per_seed, ensembles, test_logits = {}, {}, {}
     position = 0
@@ -60,13 +97,24 @@ def final_report(*inputs: Any, tracks: list[str], seeds: list[int]):
         ensembles[track], test_logits[track] = inputs[position], inputs[position + 1]
         per_seed[track] = list(inputs[position + 2 : position + 2 + len(seeds)])
         position += 2 + len(seeds)
-    sweep, baseline_valid, baseline_test = inputs[position : position + 3]
+    stacked_metrics, stacked_test = inputs[position : position + 2]
+    sweep, baseline_valid, baseline_test = inputs[position + 2 : position + 5]
     baseline = None
     if baseline_valid is not None and baseline_test is not None:
         baseline = metrics_from_logits(baseline_valid, baseline_test, sweep, track=BASELINE_TRACK)
     else:
         logger.warning("The final report has no baseline row: run `kedro run --pipeline baseline` to add it.")
-    table = summary_table(per_seed, ensembles, baseline=baseline)
+    comparisons = {}
+    if baseline is not None:
+        from streamguard.evaluation import compare_to_reference
+
+        comparisons = {track: compare_to_reference(baseline_test, frame) for track, frame in test_logits.items() if frame is not None and len(frame)}
+    stacked = stacked_metrics if stacked_metrics and stacked_metrics.get("enabled", True) and "test" in stacked_metrics else None
+    if stacked is not None:
+        ensembles[STACKED_TRACK], test_logits[STACKED_TRACK] = stacked, stacked_test
+        if baseline is not None:
+            comparisons[STACKED_TRACK] = stacked.get("vs_baseline") or compare_to_reference(baseline_test, stacked_test)
+    table = summary_table(per_seed, ensembles, baseline=baseline, comparisons=comparisons)
     markdown = summary_markdown(table)
     logger.info("Final metrics (valid-chosen threshold applied to test):\n%s", markdown)
     print("\nStreamGuard final metrics (threshold chosen on valid, applied to test)\n" + markdown)

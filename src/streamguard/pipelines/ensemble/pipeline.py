@@ -6,9 +6,10 @@ from functools import partial
 from kedro.pipeline import Pipeline, node
 
 from streamguard.pipelines.baseline.pipeline import BASELINE_SEED
-from streamguard.pipelines.ensemble.nodes import ensemble, final_report, package_model
+from streamguard.pipelines.ensemble.nodes import ensemble, final_report, package_model, stacked_ensemble
 
 TRACKS = ("transformer", "gnn", "fusion")
+STACKED = "stacked"
 
 
 def _ensemble_node(track: str, seeds: list[int]):
@@ -47,6 +48,20 @@ def _package_node(track: str, seeds: list[int]):
     return node(func, inputs=inputs, outputs=f"{track}.servable_model", name=f"{track}_servable_model", namespace="ensemble")
 
 
+def _stacking_node():
+    """A meta-model over the baseline's and every track's ensemble logits, fitted on valid (``stacked.*``)."""
+    inputs = {
+        "params": "params:ensemble",
+        "sweep": "params:sweep",
+        "valid_baseline": f"baseline.seed_{BASELINE_SEED}.valid_logits",
+        "test_baseline": f"baseline.seed_{BASELINE_SEED}.test_logits",
+    }
+    for track in TRACKS:
+        inputs |= {f"valid_{track}": f"{track}.ensemble_valid_logits", f"test_{track}": f"{track}.ensemble_test_logits"}
+    outputs = [f"{STACKED}.ensemble_metrics", f"{STACKED}.ensemble_valid_logits", f"{STACKED}.ensemble_test_logits"]
+    return node(stacked_ensemble, inputs=inputs, outputs=outputs, name="stacked_ensemble", namespace="ensemble")
+
+
 def _report_node(seeds: list[int]):
     func = partial(final_report, tracks=list(TRACKS), seeds=list(seeds))
     func.__name__ = "final_report"  # type: ignore[attr-defined]
@@ -54,6 +69,7 @@ def _report_node(seeds: list[int]):
     for track in TRACKS:
         inputs += [f"{track}.ensemble_metrics", f"{track}.ensemble_test_logits"]
         inputs += [f"{track}.seed_{seed}.metrics" for seed in seeds]
+    inputs += [f"{STACKED}.ensemble_metrics", f"{STACKED}.ensemble_test_logits"]
     # The lexical baseline's logits (missing -> None: the report then has no baseline row).
     inputs += ["params:sweep", f"baseline.seed_{BASELINE_SEED}.valid_logits", f"baseline.seed_{BASELINE_SEED}.test_logits"]
     return node(func, inputs=inputs, outputs=["final_report_table", "final_report", "report_figures"], name="final_report", namespace="ensemble")
@@ -64,6 +80,7 @@ def create_pipeline(seeds: list[int] = (0,), **kwargs) -> Pipeline:
         [
             *(_ensemble_node(track, seeds) for track in TRACKS),
             *(_package_node(track, seeds) for track in TRACKS),
+            _stacking_node(),
             _report_node(seeds),
         ]
     )
