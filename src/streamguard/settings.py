@@ -5,9 +5,11 @@ from omegaconf.resolvers import oc
 from streamguard.hooks import DataReportHooks, PresetHooks
 from streamguard.presets import apply_preset
 from streamguard.offline import enforce_offline
+from streamguard.quiet import silence_known_warnings
 from streamguard.tracking_hooks import OutputLocationHooks, TrackingProbeHooks
 
 enforce_offline()
+silence_known_warnings()
 
 HOOKS = (PresetHooks(), TrackingProbeHooks(), OutputLocationHooks(), DataReportHooks())
 

@@ -43,6 +43,8 @@ EXIT_CODES = {
 }
 DEFAULT_BATCH_SIZE = 1024
 PROGRESS_MIN_FILES = 20  # below this a bar is noise
+DEFAULT_LINES = 3  # top lines shown per flagged function (--lines)
+LINE_METHODS = ("attention", "integrated_gradients", "gradient_x_input", "gnnexplainer", "lexical")
 
 
 class Scorer(Protocol):
@@ -70,6 +72,9 @@ class ScanError(Exception):
 
 def default_scorer_factory(project_dir: Path, track: str, model_uri: str | None) -> Scorer:
     """The real scorer, imported here so the heavy model stack loads only when a scan actually runs."""
+    from streamguard.quiet import silence_known_warnings
+
+    silence_known_warnings()
     from streamguard.inference import load_scorer
 
     return load_scorer(project_dir, track, model_uri)
@@ -82,6 +87,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text}")
     return value
 
 
@@ -144,6 +159,19 @@ def add_scan_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     )
     parser.add_argument("--follow-symlinks", action="store_true", help="follow symbolic links while walking directories")
     parser.add_argument("--no-progress", action="store_true", help="never show the progress bar on stderr")
+    parser.add_argument(
+        "--lines",
+        type=_non_negative_int,
+        default=DEFAULT_LINES,
+        metavar="K",
+        help=f"for each flagged function, its K highest-scored lines (text, JSON; SARIF points at the top one); "
+        f"0 turns line scores off (default: {DEFAULT_LINES})",
+    )
+    parser.add_argument(
+        "--line-method",
+        choices=LINE_METHODS,
+        help="how lines are scored (default: the track's, see README 'Which lines?'); lexical needs no model",
+    )
     return parser
 
 
@@ -242,6 +270,38 @@ def _scan(
     return functions, scores, problems
 
 
+def _add_line_scores(result: ScanResult, args: argparse.Namespace, scorer: Scorer) -> None:
+    """Top ``--lines`` lines of each flagged function that the report lists, timed apart from the scan.
+
+    Only flagged functions are explained, after scoring, so the scan's functions/s is the same
+    with line scores on or off; their cost is ``summary.line_scores.seconds``.
+    """
+    if args.lines <= 0:
+        return
+    from streamguard.scan.report import is_over_threshold, ranked
+
+    flagged = [function for function, score in ranked(result, args.top) if is_over_threshold(score, result.threshold)]
+    if not flagged:
+        return
+    line_scores = getattr(scorer, "line_scores", None)
+    if line_scores is None and args.line_method != "lexical":
+        return  # a custom scorer without line scores (every trained track has them)
+    from streamguard.explain import lexical_line_scores, top_lines
+
+    started = time.perf_counter()
+    try:
+        if args.line_method == "lexical":
+            per_function = [lexical_line_scores(function.code) for function in flagged]
+        else:
+            per_function = line_scores([function.code for function in flagged], method=args.line_method)
+    except Exception as error:
+        raise ScanError(f"line scores failed: {type(error).__name__}: {error}", EXIT_NO_MODEL) from error
+    for function, scores in zip(flagged, per_function):
+        result.lines[function] = [item.as_dict(function.start_line - 1) for item in top_lines(function.code, scores, args.lines)]
+    result.line_method = args.line_method or getattr(scorer, "default_line_method", "") or "default"
+    result.line_seconds = time.perf_counter() - started
+
+
 def _render(result: ScanResult, args: argparse.Namespace, to_stdout: bool) -> str:
     if args.format == "json":
         return to_json(result, args.top)
@@ -305,6 +365,7 @@ def run_scan(
             description=getattr(scorer, "description", ""),
             seconds=time.perf_counter() - started,
         )
+        _add_line_scores(result, args, scorer)
         _write_report(_render(result, args, to_stdout), args.output, stdout)
     except ScanError as error:
         stderr.write(f"streamguard scan: error: {error}\n")
