@@ -12,6 +12,17 @@ venv=".venv"
 digest=$(cat requirements.txt requirements-dev.txt pyproject.toml | sha1sum | cut -c1-12)
 stamp="$venv/.installed-$(basename "$requirements" .txt)-$digest"
 [ -f "$stamp" ] && exit 0
+# A stamp for a requirements file that includes this one (requirements-dev.txt starts with
+# `-r requirements.txt`) covers it too: run.sh after test.sh must not install again.
+for other in "$venv"/.installed-*-"$digest"; do
+  [ -f "$other" ] || continue
+  other_requirements="$(basename "$other")"
+  other_requirements="${other_requirements#.installed-}"
+  other_requirements="${other_requirements%-"$digest"}.txt"
+  if [ -f "$other_requirements" ] && grep -qxF -- "-r $(basename "$requirements")" "$other_requirements"; then
+    exit 0
+  fi
+done
 
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 wheels="${STREAMGUARD_WHEELS:-/opt/wheels}"
