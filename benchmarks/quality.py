@@ -79,13 +79,18 @@ QUICK_SIZES = (160, 60, 60)
 # --------------------------------------------------------------------------------------------
 
 
-def make_project_copy(destination: Path, local_parameters: str) -> Path:
-    """A throwaway copy of the project's conf; data, mlflow.db and mlruns land inside it."""
+def make_project_copy(destination: Path, local_parameters: str, refresh: bool = False) -> Path:
+    """A throwaway copy of the project's conf; data, mlflow.db and mlruns land inside it.
+
+    ``refresh`` updates the conf of an existing copy (resuming an interrupted benchmark) and keeps its data.
+    """
+    if refresh:
+        shutil.rmtree(destination / "conf")
     shutil.copytree(PROJECT_ROOT / "conf", destination / "conf", ignore=shutil.ignore_patterns("local"))
     (destination / "conf" / "local").mkdir()
     (destination / "conf" / "local" / "parameters.yml").write_text(local_parameters, encoding="utf-8")
     shutil.copy(PROJECT_ROOT / "pyproject.toml", destination / "pyproject.toml")
-    (destination / "src").mkdir()  # Kedro's bootstrap checks it exists; the package is installed (-e)
+    (destination / "src").mkdir(exist_ok=True)  # Kedro's bootstrap checks it exists; the package is installed (-e)
     return destination
 
 
@@ -197,6 +202,12 @@ def collect(project: Path, seeds: Sequence[int]) -> dict[str, Any]:
         result["logits"][(track, "ensemble")] = {
             split: pd.read_parquet(outputs / f"{track}/ensemble_{split}_logits.parquet") for split in ("valid", "test")
         }
+    stacked = reporting / "stacked/ensemble_metrics.json"
+    if stacked.exists() and read_json(stacked).get("enabled", True):
+        result["ensembles"]["stacked"] = read_json(stacked)
+        result["logits"][("stacked", "ensemble")] = {
+            split: pd.read_parquet(outputs / f"stacked/ensemble_{split}_logits.parquet") for split in ("valid", "test")
+        }
     result["baseline"] = read_json(reporting / "baseline/seed_0/metrics.json")
     result["logits"][("baseline", "seed_0")] = {
         split: pd.read_parquet(outputs / f"baseline/seed_0/{split}_logits.parquet") for split in ("valid", "test")
@@ -231,8 +242,8 @@ def rescored(results: Mapping[str, Any], drop_idx: set[int], seeds: Sequence[int
     return {
         "per_seed": {track: [score((track, f"seed_{s}"), seed=s) for s in seeds] for track in DEEP_TRACKS},
         "ensembles": {
-            track: {**score((track, "ensemble")), "num_seeds_with_logits": results["ensembles"][track]["num_seeds_with_logits"]}
-            for track in DEEP_TRACKS
+            track: {**score((track, "ensemble")), "num_seeds_with_logits": results["ensembles"][track].get("num_seeds_with_logits")}
+            for track in results["ensembles"]
         },
         "baseline": score(("baseline", "seed_0"), **({"baseline": info} if info else {})),
     }
@@ -280,40 +291,80 @@ def _beats(metrics: Sequence[Mapping[str, Any]], baseline: Mapping[str, Any]) ->
     return " / ".join(verdicts)
 
 
-def results_table(scored: Mapping[str, Any], published: bool, published_note: str) -> str:
-    header = "| model | seeds | " + " | ".join(h for h, _ in COLUMNS) + " | beats baseline (ROC-AUC / F1) |"
-    lines = [header, "|---|---|" + "---|" * (len(COLUMNS) + 1)]
+def results_table(scored: Mapping[str, Any], published: bool, published_note: str,
+                  deltas: Mapping[str, Mapping[str, float]] | None = None) -> str:
+    """``deltas``: per ensemble row (track name), the paired-bootstrap ROC-AUC difference to the baseline."""
+    deltas = deltas or {}
+    header = "| model | seeds | " + " | ".join(h for h, _ in COLUMNS) + " | beats baseline (ROC-AUC / F1) | ROC-AUC − baseline [95 % CI] |"
+    lines = [header, "|---|---|" + "---|" * (len(COLUMNS) + 2)]
     baseline = scored["baseline"]
     chosen = f" (C={baseline['baseline']['C']:g})" if "baseline" in baseline else ""
-    lines.append(f"| baseline: TF-IDF + logistic regression{chosen} | – | " + " | ".join(_cells([baseline])) + " | (reference) |")
+    lines.append(f"| baseline: TF-IDF + logistic regression{chosen} | – | " + " | ".join(_cells([baseline])) + " | (reference) | |")
     p = baseline["test"]["num_positive"] / baseline["test"]["num_samples"]
     lines.append(f"| trivial: flag every function vulnerable | – | {100 * p:.2f} | {100 * p:.2f} | {2 * p / (1 + p):.3f} "
-                 f"| 0.500 | {p:.3f} | – |")
+                 f"| 0.500 | {p:.3f} | – | |")
     for track in DEEP_TRACKS:
         seeds = scored["per_seed"][track]
-        lines.append(f"| {track}, per seed (mean ± std) | {len(seeds)} | " + " | ".join(_cells(seeds)) + f" | {_beats(seeds, baseline)} |")
+        lines.append(f"| {track}, per seed (mean ± std) | {len(seeds)} | " + " | ".join(_cells(seeds)) + f" | {_beats(seeds, baseline)} | |")
         ensemble = scored["ensembles"][track]
         lines.append(
             f"| {track}, seed ensemble | {ensemble['num_seeds_with_logits']} | "
-            + " | ".join(_cells([ensemble])) + f" | {_beats([ensemble], baseline)} |"
+            + " | ".join(_cells([ensemble])) + f" | {_beats([ensemble], baseline)} | {_delta_cell(deltas.get(track))} |"
+        )
+    if "stacked" in scored["ensembles"]:
+        stacked = scored["ensembles"]["stacked"]
+        inputs = "+".join(stacked.get("inputs", [])) or "tracks"
+        lines.append(
+            f"| stacked ({inputs}), meta-model fitted on valid | – | "
+            + " | ".join(_cells([stacked])) + f" | {_beats([stacked], baseline)} | {_delta_cell(deltas.get('stacked'))} |"
         )
     if published:
         for name, accuracy in PUBLISHED_DEVIGN_ACCURACY:
-            lines.append(f"| {name} (CodeXGLUE Devign, published{published_note}) | – | {accuracy:.2f} | – | – | – | – | – |")
+            lines.append(f"| {name} (CodeXGLUE Devign, published{published_note}) | – | {accuracy:.2f} | – | – | – | – | – | |")
     return "\n".join(lines)
 
 
-def verdict_sentences(scored: Mapping[str, Any]) -> list[str]:
+def _delta_cell(delta: Mapping[str, float] | None) -> str:
+    if not delta:
+        return "n/a"
+    verdict = " **above 0**" if delta["low"] > 0 else (" below 0" if delta["high"] < 0 else "")
+    return f"{delta['delta']:+.3f} [{delta['low']:+.3f}, {delta['high']:+.3f}]{verdict}"
+
+
+def bootstrap_deltas(results: Mapping[str, Any], drop_idx: set[int] | None = None) -> dict[str, dict[str, float]]:
+    """Paired-bootstrap ROC-AUC difference of every ensemble (and the stacked model) to the baseline on test."""
+    from streamguard.evaluation import compare_to_reference
+
+    def test_of(key: tuple[str, str]):
+        frame = results["logits"][key]["test"]
+        return frame if not drop_idx else frame[~frame["idx"].isin(drop_idx)].reset_index(drop=True)
+
+    reference = test_of(("baseline", "seed_0"))
+    return {track: compare_to_reference(reference, test_of((track, "ensemble"))) for track in results["ensembles"]}
+
+
+def per_seed_deltas(results: Mapping[str, Any], seeds: Sequence[int]) -> dict[str, list[dict[str, float]]]:
+    """The same comparison for every single seed of every deep track."""
+    from streamguard.evaluation import compare_to_reference
+
+    reference = results["logits"][("baseline", "seed_0")]["test"]
+    return {
+        track: [{"seed": s, **compare_to_reference(reference, results["logits"][(track, f"seed_{s}")]["test"])} for s in seeds]
+        for track in DEEP_TRACKS
+    }
+
+
+def verdict_sentences(scored: Mapping[str, Any], deltas: Mapping[str, Mapping[str, float]] | None = None) -> list[str]:
     """Plain sentences from the report module's comparison (ensemble rows judged), plus a warning
     for models whose F1 is no better than flagging every function (F1 = 2p / (1 + p))."""
     from streamguard.report import baseline_verdicts, summary_table
 
-    table = summary_table(scored["per_seed"], scored["ensembles"], baseline=scored["baseline"])
+    table = summary_table(scored["per_seed"], scored["ensembles"], baseline=scored["baseline"], comparisons=deltas)
     sentences = baseline_verdicts(table)
     test = scored["baseline"]["test"]
     p = test["num_positive"] / test["num_samples"]
     trivial = 2 * p / (1 + p)
-    candidates = {"baseline": scored["baseline"], **{f"{t} (ensemble)": scored["ensembles"][t] for t in DEEP_TRACKS}}
+    candidates = {"baseline": scored["baseline"], **{f"{t} (ensemble)": scored["ensembles"][t] for t in scored["ensembles"]}}
     degenerate = [name for name, metrics in candidates.items() if metrics["test"]["f1"] <= trivial + 0.005]
     if degenerate:
         sentences.append(
@@ -385,7 +436,12 @@ def build_report(args: argparse.Namespace, runtime_params: Mapping[str, Any], re
         "`acc @0.5` predicts vulnerable when P ≥ 0.5 (argmax, as CodeXGLUE reports accuracy); `@thr` uses the "
         "threshold that maximises F1 on valid (0.30–0.70 grid). Per-seed cells are mean ± sample std over seeds.",
         "",
-        results_table(full, published=True, published_note=note),
+        results_table(full, published=True, published_note=note, deltas=results.get("deltas")),
+        "",
+        "The last column is the test ROC-AUC difference to the baseline on the same test rows, with a 95 % "
+        "paired-bootstrap interval (1,000 resamples of the test rows); **above 0** marks a difference the "
+        "interval supports. The stacked row is a logistic-regression meta-model over the baseline's and each "
+        "track's ensemble log-odds, fitted on valid only (out-of-fold valid scores choose its threshold).",
         "",
     ]
     if is_devign:
@@ -398,7 +454,7 @@ def build_report(args: argparse.Namespace, runtime_params: Mapping[str, Any], re
     else:
         lines += ["Published numbers are on Devign, shown for scale only: this run is on generated data.", ""]
     lines += ["### Does each deep model beat the lexical baseline?", ""]
-    lines += [f"- {sentence}" for sentence in verdict_sentences(full)]
+    lines += [f"- {sentence}" for sentence in verdict_sentences(full, results.get("deltas"))]
     lines += ["", "## Duplicates (normalised text: comments and layout removed)", ""]
     lines += duplicates_section(results["data_report"], len(drop), rows["test"])
     lines += [""]
@@ -409,10 +465,10 @@ def build_report(args: argparse.Namespace, runtime_params: Mapping[str, Any], re
             "",
             "Same models, same validation-chosen thresholds; only the test rows that also occur in train/valid are left out.",
             "",
-            results_table(deduped, published=False, published_note=note),
+            results_table(deduped, published=False, published_note=note, deltas=bootstrap_deltas(results, drop)),
             "",
         ]
-        lines += [f"- {sentence}" for sentence in verdict_sentences(deduped)]
+        lines += [f"- {sentence}" for sentence in verdict_sentences(deduped, bootstrap_deltas(results, drop))]
         lines += [""]
     else:
         lines += ["No test row occurs in train or valid, so the de-duplicated numbers are the ones above.", ""]
@@ -487,6 +543,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sample-valid", type=int, default=1000)
     parser.add_argument("--sample-test", type=int, default=1000)
     parser.add_argument("--sample-seed", type=int, default=0)
+    parser.add_argument("--full", action="store_true", help="--data devign: every row of every split (no sampling)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="2: after data and baseline, train the transformer and gnn seeds in two processes side by side")
+    parser.add_argument("--resume", action="store_true",
+                        help="with --keep: reuse the folder of an interrupted run (finished seeds are reused, "
+                             "interrupted ones resume from their last epoch) instead of starting afresh")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="default: 0 1 2 (generated), 0 1 (devign), 0 (--quick)")
     parser.add_argument("--params", action="append", default=[],
                         help="extra dotted overrides as in `kedro run --params`, e.g. transformer.training.epochs=2 (repeatable)")
@@ -526,12 +588,13 @@ def runtime_params_for(args: argparse.Namespace) -> dict[str, Any]:
             if path is None:
                 raise SystemExit(f"{data_dir} has no {split}.jsonl.gz or {split}.jsonl")
             items.append(f"data_processing.paths.{split}={path}")
-        items += [
-            f"data_processing.sample_per_split.train={args.sample_train}",
-            f"data_processing.sample_per_split.valid={args.sample_valid}",
-            f"data_processing.sample_per_split.test={args.sample_test}",
-            f"data_processing.sample_seed={args.sample_seed}",
-        ]
+        if not args.full:
+            items += [
+                f"data_processing.sample_per_split.train={args.sample_train}",
+                f"data_processing.sample_per_split.valid={args.sample_valid}",
+                f"data_processing.sample_per_split.test={args.sample_test}",
+                f"data_processing.sample_seed={args.sample_seed}",
+            ]
     return dotted_params(items + list(args.params))
 
 
@@ -549,18 +612,89 @@ def main(argv: Sequence[str] | None = None) -> str:
     runtime_params = runtime_params_for(args)
     local = f"seeds: [{', '.join(str(s) for s in args.seeds)}]\n" + (QUICK_LOCAL if args.quick else CPU_LOCAL)
     workdir = args.keep.resolve() if args.keep else Path(tempfile.mkdtemp(prefix="streamguard-quality-"))
-    if args.keep and workdir.exists():
+    resuming = bool(args.keep and args.resume and (workdir / "conf").is_dir())
+    if args.keep and workdir.exists() and not resuming:
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        project = make_project_copy(workdir, local)
-        total, node_seconds, params = run_project(project, runtime_params)
+        project = make_project_copy(workdir, local, refresh=resuming)
+        total, node_seconds, params = run_stages(project, runtime_params, args.jobs, args.threads)
         results = collect(project, args.seeds)
+        results["deltas"] = bootstrap_deltas(results)
         report = build_report(args, runtime_params, results, total, node_seconds, (load_before, _load_average()), params)
+        write_json(args, results, total, node_seconds, args.out.with_suffix(".json"))
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     return write_report(report, args.out)
+
+
+# Stages of the default pipeline when --jobs 2: the transformer and gnn seeds need only the data
+# (and the gnn its graphs), so they train side by side; fusion needs both; the ensembles need all.
+PARALLEL_STAGES: tuple[tuple[tuple[str, ...], ...], ...] = (
+    (("data_processing", "baseline"),),
+    (("transformer",), ("gnn",)),
+    (("fusion",),),
+    (("ensemble",),),
+)
+
+
+def _run_stage_part(project: Path, runtime_params: Mapping[str, Any], pipelines: Sequence[str], threads: int):
+    """One ``kedro run --pipeline ...`` in a child process (spawned: a fresh interpreter per part)."""
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
+    return run_project(project, runtime_params, pipelines)
+
+
+def run_stages(project: Path, runtime_params: Mapping[str, Any], jobs: int, threads: int) -> tuple[float, dict[str, float], dict[str, Any]]:
+    """``kedro run`` (jobs 1), or the :data:`PARALLEL_STAGES` with independent pipelines in parallel processes."""
+    if jobs <= 1:
+        return run_project(project, runtime_params)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    started, node_seconds, params = time.perf_counter(), {}, {}
+    for stage in PARALLEL_STAGES:
+        print(f"[quality] stage {' | '.join('+'.join(part) for part in stage)} ({time.strftime('%H:%M:%S')})", flush=True)
+        if len(stage) == 1:
+            _, seconds, params = run_project(project, runtime_params, stage[0])
+            node_seconds |= seconds
+            continue
+        with ProcessPoolExecutor(max_workers=min(jobs, len(stage)), mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(_run_stage_part, project, dict(runtime_params), part, threads) for part in stage]
+            for future in futures:
+                _, seconds, params = future.result()
+                node_seconds |= seconds
+    return time.perf_counter() - started, node_seconds, params
+
+
+def write_json(args: argparse.Namespace, results: Mapping[str, Any], total: float, node_seconds: Mapping[str, float], out: Path) -> None:
+    """The numbers behind the Markdown report, for tools: per seed, ensembles, stacked, intervals, wall times."""
+    def test_block(metrics: Mapping[str, Any]) -> dict[str, Any]:
+        test = metrics["test"]
+        return {key: test.get(key) for key in ("accuracy_at_0_5", "accuracy", "f1", "roc_auc", "pr_auc", "threshold")}
+
+    stage_seconds: dict[str, float] = defaultdict(float)
+    for name, seconds in node_seconds.items():
+        stage_seconds[stage_of(name)] += seconds
+    payload = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": f"python benchmarks/quality.py {' '.join(sys.argv[1:])}",
+        "data": args.data,
+        "seeds": list(args.seeds),
+        "rows": {split: len(frame) for split, frame in results["splits"].items()},
+        "baseline": test_block(results["baseline"]),
+        "per_seed": {track: [{"seed": s, **test_block(m)} for s, m in zip(args.seeds, results["per_seed"][track])] for track in DEEP_TRACKS},
+        "per_seed_vs_baseline": per_seed_deltas(results, args.seeds),
+        "ensembles": {track: test_block(metrics) for track, metrics in results["ensembles"].items()},
+        "ensembles_vs_baseline": results.get("deltas", {}),
+        "stacking_coefficients": results["ensembles"].get("stacked", {}).get("coefficients"),
+        "wall_seconds": {"total": total, **stage_seconds},
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
 
 
 def write_report(report: str, out: Path) -> str:

@@ -64,3 +64,24 @@ def test_preset_names_are_unique_across_tracks(project_copy):
     params = load_parameters(project_copy)
     names = [name for key, catalog in params.items() if key.endswith("_presets") for name in catalog]
     assert len(names) == len(set(names)) == len(known_presets(params))
+
+
+def test_a_bundle_sets_every_track_it_names(project_copy):
+    params = load_parameters(project_copy, {"preset": "devign_cpu"})
+    assert validate_preset_name(params) == "devign_cpu"
+    assert params["transformer"]["preset"] == "transformer_devign_cpu"
+    assert params["gnn"]["preset"] == "gnn_devign_cpu"
+    assert params["fusion"]["preset"] == "fusion_devign_cpu"
+    assert params["transformer"]["training"]["lr"] == 5.0e-4 and params["gnn"]["training"]["early_stopping_patience"] == 3
+    # A dotted override still wins over the bundle's preset.
+    tuned = load_parameters(project_copy, {"preset": "devign_cpu", "gnn": {"training": {"early_stopping_patience": 7}}})
+    assert tuned["gnn"]["training"]["early_stopping_patience"] == 7 and tuned["gnn"]["preset"] == "gnn_devign_cpu"
+
+
+def test_a_bundle_naming_an_unknown_preset_is_refused(project_copy):
+    from streamguard.presets import preset_bundles
+
+    params = load_parameters(project_copy)
+    params["preset_bundles"] = {"broken": {"gnn": "gnn_does_not_exist"}}
+    with pytest.raises(UnknownPresetError, match="gnn_does_not_exist"):
+        preset_bundles(params)
