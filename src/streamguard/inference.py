@@ -137,6 +137,21 @@ class EnsembleScorer:
         """Scores for objects with a ``code`` attribute (scan's FunctionRecord)."""
         return self.score_codes([function.code for function in functions])
 
+    @property
+    def default_line_method(self) -> str:
+        from streamguard.explain import DEFAULT_METHODS
+
+        return DEFAULT_METHODS[self.track]
+
+    def line_scores(self, codes: Sequence[str], method: str | None = None) -> list[np.ndarray]:
+        """Per function, a score per source line (``streamguard.explain``; NaN: no evidence), from
+        every seed with the models this scorer already built."""
+        from streamguard.explain import ensemble_line_scores
+        from streamguard.tracks.common import reuse_loaded_models
+
+        with reuse_loaded_models(self._models):
+            return ensemble_line_scores(self.checkpoints, list(codes), method)
+
     def _seed_logits(self, checkpoint: Mapping[str, Any], codes: list[str], graphs: list | None) -> np.ndarray:
         frame = pd.DataFrame({"idx": np.arange(len(codes)), "func": codes, "target": np.zeros(len(codes), dtype=np.int64)})
         if self.track == "transformer":

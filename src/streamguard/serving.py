@@ -11,6 +11,10 @@ Request body (``POST /invocations``)::
     {"dataframe_records": [{"func": "int f(char *s) { char b[8]; strcpy(b, s); return 0; }"}]}
 
 Response: ``{"predictions": [{"probability": 0.83, "label": 1, "threshold": 0.41}]}``.
+
+Line scores are off by default; ``"params": {"lines": 3}`` adds a ``lines`` column: each function's
+three highest-scored lines (``[{"line", "score", "text"}]``, 1-based lines of the function),
+``"line_method"`` picks the method (``streamguard.explain``; empty: the track's default).
 """
 
 from __future__ import annotations
@@ -66,19 +70,31 @@ with warnings.catch_warnings():
             self.scorer = scorer_from_bundle(load_bundle(context.artifacts[SCORER_ARTIFACT])).warm_up()
 
         def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
-            """DataFrame(probability, label, threshold), one row per function; ``params={"threshold": t}`` overrides."""
+            """DataFrame(probability, label, threshold[, lines]), one row per function.
+
+            ``params={"threshold": t}`` overrides the threshold; ``{"lines": k}`` (k > 0) adds each
+            function's k highest-scored lines, scored with ``{"line_method": m}`` (default: the track's).
+            """
             if self.scorer is None:
                 raise RuntimeError("StreamGuardModel.predict before load_context: load it with mlflow.pyfunc.load_model")
-            threshold = float((params or {}).get("threshold", self.scorer.threshold))
+            params = params or {}
+            threshold = float(params.get("threshold", self.scorer.threshold))
             codes = input_codes(model_input)
             probabilities = self.scorer.score_codes(codes)
-            return pd.DataFrame(
+            frame = pd.DataFrame(
                 {
                     "probability": probabilities.astype(float),
                     "label": (probabilities >= threshold).astype(np.int64),
                     "threshold": np.full(len(codes), threshold),
                 }
             )
+            k = int(params.get("lines") or 0)
+            if k > 0:
+                from streamguard.explain import top_lines
+
+                per_function = self.scorer.line_scores(codes, method=params.get("line_method") or None)
+                frame["lines"] = [[item.as_dict() for item in top_lines(code, scores, k)] for code, scores in zip(codes, per_function)]
+            return frame
 
 
 def input_codes(model_input: Any) -> list[str]:
@@ -132,6 +148,17 @@ def scorer_from_bundle(bundle: Mapping[str, Any]) -> EnsembleScorer:
     return EnsembleScorer(bundle["track"], bundle["checkpoints"], bundle["threshold"], description=bundle["description"])
 
 
+def _lines_optional(signature: Any) -> Any:
+    """The ``lines`` output column is only there when asked for (``params.lines`` > 0)."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema
+
+    columns = [
+        ColSpec(type=column.type, name=column.name, required=column.name != "lines") for column in signature.outputs.inputs
+    ]
+    return ModelSignature(inputs=signature.inputs, outputs=Schema(columns), params=signature.params)
+
+
 @contextmanager
 def _model_arguments(scorer: EnsembleScorer) -> Iterator[dict[str, Any]]:
     """The ``mlflow.pyfunc.save_model``/``log_model`` arguments, with the scorer's weights and
@@ -150,10 +177,13 @@ def _model_arguments(scorer: EnsembleScorer) -> Iterator[dict[str, Any]]:
         except PackageNotFoundError:
             logger.warning("%s is not installed: left out of the model's requirements", name)
     example = pd.DataFrame({INPUT_COLUMN: [EXAMPLE_FUNCTION]})
-    output = pd.DataFrame({"probability": [0.5], "label": [1], "threshold": [scorer.threshold]})
+    output = pd.DataFrame(
+        {"probability": [0.5], "label": [1], "threshold": [scorer.threshold], "lines": [[{"line": 3, "score": 0.5, "text": "strcpy(buf, src);"}]]}
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "integer column" hint: labels are never missing
-        signature = infer_signature(example, output, params={"threshold": scorer.threshold})
+        signature = infer_signature(example, output, params={"threshold": scorer.threshold, "lines": 0, "line_method": ""})
+    signature = _lines_optional(signature)
     with tempfile.TemporaryDirectory(prefix="streamguard-model-") as temporary, warnings.catch_warnings():
         # predict has no type hints on purpose (the signature is the schema): MLflow's nudge is noise.
         warnings.filterwarnings("ignore", message=".*type hints.*", category=UserWarning)

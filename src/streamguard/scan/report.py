@@ -38,6 +38,10 @@ class ScanResult:
     files_scanned: int = 0
     description: str = ""
     seconds: float = 0.0
+    # Top lines of flagged functions (``--lines``): function -> [{"line" (in the file), "score", "text"}].
+    lines: dict[FunctionRecord, list[dict]] = field(default_factory=dict)
+    line_method: str = ""
+    line_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         if len(self.functions) != len(self.scores):
@@ -105,6 +109,11 @@ def _summary(result: ScanResult) -> dict:
         "description": result.description,
         "seconds": round(result.seconds, 3),
         "functions_per_second": round(result.functions_per_second, 1),
+        **(
+            {"line_scores": {"method": result.line_method, "functions": len(result.lines), "seconds": round(result.line_seconds, 3)}}
+            if result.line_method
+            else {}
+        ),
     }
 
 
@@ -143,7 +152,11 @@ def to_text(result: ScanResult, top: int | None = None, include_problems: bool =
         for rank, (function, score) in enumerate(rows, start=1)
     ]
     widths = [max([len(header)] + [len(row[i]) for row in table]) for i, header in enumerate(headers)]
-    lines = [_format_row(headers, widths)] + [_format_row(row, widths) for row in table]
+    lines = [_format_row(headers, widths)]
+    for row, (function, _) in zip(table, rows):
+        lines.append(_format_row(row, widths))
+        indent = " " * (widths[0] + 2)
+        lines += [f"{indent}line {item['line']:>5}  {item['score']:+.3f}  {printable(item['text'])}" for item in result.lines.get(function, [])]
     if not table:
         lines.append("(no functions found)")
     elif top is not None and top < len(result.functions):
@@ -178,6 +191,7 @@ def to_json(result: ScanResult, top: int | None = None) -> str:
                 "over_threshold": is_over_threshold(score, result.threshold),
                 "rank": rank,
                 "sha1": function.sha1,
+                **({"lines": result.lines[function]} if function in result.lines else {}),
             }
             for rank, (function, score) in enumerate(ranked(result, top), start=1)
         ],
@@ -227,6 +241,10 @@ def _sarif_level(score: float, threshold: float) -> str:
     return "error" if score >= max(ERROR_LEVEL_SCORE, threshold) else "warning"
 
 
+def _line_region(item: dict) -> dict:
+    return {"startLine": item["line"], "endLine": item["line"]}
+
+
 def to_sarif(result: ScanResult, top: int | None = None, source_root: Path | None = None) -> str:
     """SARIF 2.1.0 as GitHub code scanning accepts it: one result per function over the threshold.
 
@@ -238,31 +256,43 @@ def to_sarif(result: ScanResult, top: int | None = None, source_root: Path | Non
     for function, score in ranked(result, top):
         if not is_over_threshold(score, result.threshold):
             continue
-        results.append(
-            {
-                "ruleId": RULE_ID,
-                "ruleIndex": 0,
-                "level": _sarif_level(score, result.threshold),
-                "message": {
-                    "text": f"Function '{printable(function.name)}' scored {score:.3f} (threshold {result.threshold:.3f}, "
-                    f"track {result.track}): review it for vulnerabilities."
-                },
-                "locations": [
-                    {
-                        "physicalLocation": {
-                            "artifactLocation": artifact_location(function.file, root),
-                            "region": {
-                                "startLine": function.start_line,
-                                "endLine": function.end_line,
-                                "startColumn": function.start_column,
-                            },
-                        }
-                    }
-                ],
-                "partialFingerprints": {FINGERPRINT_KEY: function.sha1},
-                "properties": {"score": score, "threshold": result.threshold, "track": result.track},
-            }
-        )
+        location = artifact_location(function.file, root)
+        function_region = {"startLine": function.start_line, "endLine": function.end_line, "startColumn": function.start_column}
+        top_lines = result.lines.get(function, [])
+        lead = f" Most suspicious line: {top_lines[0]['line']}." if top_lines else ""
+        entry = {
+            "ruleId": RULE_ID,
+            "ruleIndex": 0,
+            "level": _sarif_level(score, result.threshold),
+            "message": {
+                "text": f"Function '{printable(function.name)}' scored {score:.3f} (threshold {result.threshold:.3f}, "
+                f"track {result.track}): review it for vulnerabilities.{lead}"
+            },
+            # With line scores the result points at the top line (code-scanning UIs annotate it); the
+            # function and the other top lines become related locations.
+            "locations": [
+                {"physicalLocation": {"artifactLocation": location, "region": _line_region(top_lines[0]) if top_lines else function_region}}
+            ],
+            "partialFingerprints": {FINGERPRINT_KEY: function.sha1},
+            "properties": {"score": score, "threshold": result.threshold, "track": result.track},
+        }
+        if top_lines:
+            entry["relatedLocations"] = [
+                {
+                    "id": 0,
+                    "physicalLocation": {"artifactLocation": location, "region": function_region},
+                    "message": {"text": f"function '{printable(function.name)}'"},
+                }
+            ] + [
+                {
+                    "id": position,
+                    "physicalLocation": {"artifactLocation": location, "region": _line_region(item)},
+                    "message": {"text": f"line score {item['score']:+.3f} (rank {position + 1} in the function, {result.line_method})"},
+                }
+                for position, item in enumerate(top_lines[1:], start=1)
+            ]
+            entry["properties"]["lines"] = top_lines
+        results.append(entry)
     notifications = [
         {
             "level": "warning",
