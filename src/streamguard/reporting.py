@@ -80,8 +80,11 @@ def threshold_sweep_figure(sweeps: Mapping[str, Sequence[Mapping[str, float]]], 
     """
     if not sweeps:
         raise ValueError("plot_threshold_sweep needs at least one sweep (got an empty mapping)")
-    figure = _new_figure()
+    from matplotlib.lines import Line2D
+
+    figure = _new_figure((9.0, 4.5))
     axes = figure.add_subplot()
+    colour_keys = []
     for index, (label, rows) in enumerate(sweeps.items()):
         if not rows:
             raise ValueError(f"plot_threshold_sweep: the sweep for {label!r} has no rows")
@@ -92,19 +95,25 @@ def threshold_sweep_figure(sweeps: Mapping[str, Sequence[Mapping[str, float]]], 
         f1 = np.array([row["f1"] for row in rows], dtype=np.float64)
         colour = _colour(index)
         best = int(np.argmax(f1))
-        axes.plot(thresholds, f1, "-", color=colour, linewidth=2,
-                  label=f"{label} F1 (best {f1[best]:.3f} @ {thresholds[best]:.2f})")
-        axes.plot(thresholds, [row["precision"] for row in rows], "--", color=colour, linewidth=1, alpha=0.8,
-                  label=f"{label} precision")
-        axes.plot(thresholds, [row["recall"] for row in rows], "-.", color=colour, linewidth=1, alpha=0.8,
-                  label=f"{label} recall")
+        axes.plot(thresholds, f1, "-", color=colour, linewidth=2)
+        axes.plot(thresholds, [row["precision"] for row in rows], "--", color=colour, linewidth=1, alpha=0.8)
+        axes.plot(thresholds, [row["recall"] for row in rows], "-.", color=colour, linewidth=1, alpha=0.8)
         axes.plot([thresholds[best]], [f1[best]], "o", color=colour, markersize=8, markeredgecolor="black")
         axes.axvline(thresholds[best], color=colour, linestyle=":", linewidth=1)
+        colour_keys.append(
+            Line2D([], [], color=colour, linewidth=2, marker="o", markeredgecolor="black",
+                   label=f"{label}: {f1[best]:.3f} @ {thresholds[best]:.2f}")
+        )
     axes.set_xlabel("threshold on P(vulnerable)")
     axes.set_ylabel("score")
     axes.set_ylim(0.0, 1.02)
     axes.grid(True, alpha=0.3)
-    axes.legend(fontsize="small", loc="best")
+    # One key beside the plot instead of 3 entries per curve over it (with five models that legend
+    # covered the curves): colour = model (with its best F1 @ threshold), line style = metric.
+    styles = [Line2D([], [], color="0.25", linestyle=style, linewidth=width, label=name)
+              for style, width, name in (("-", 2, "F1"), ("--", 1, "precision"), ("-.", 1, "recall"))]
+    axes.legend(handles=colour_keys + styles, title="best F1 @ threshold", fontsize="small", title_fontsize="small",
+                loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     axes.set_title(title or "Threshold sweep")
     return figure
 

@@ -32,6 +32,26 @@ def test_threshold_sweep_plot(tmp_path: Path):
     assert_png(path, plot_threshold_sweep(sweeps, path, title="valid sweep"))
 
 
+def test_threshold_sweep_keys_sit_beside_the_curves_not_over_them():
+    """Five models used to make one 15-entry legend over the plot; now one key entry per model plus
+    one per line style, outside the plotting area."""
+    from streamguard.reporting import threshold_sweep_figure
+
+    labels = ["baseline", "transformer", "gnn", "fusion", "ensemble"]
+    sweeps = {label: threshold_sweep(LABELS, PROBS ** (1 + i / 4)) for i, label in enumerate(labels)}
+    figure = threshold_sweep_figure(sweeps)
+    axes = figure.axes[0]
+    legends = [artist for artist in axes.get_children() if type(artist).__name__ == "Legend"]
+    entries = sorted(len(legend.get_texts()) for legend in legends)
+    assert entries == [len(labels) + 3]
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    plot_area = axes.get_window_extent(renderer)
+    for legend in legends:
+        assert legend.get_window_extent(renderer).x0 >= plot_area.x1  # right of the curves
+        assert legend.get_window_extent(renderer).x1 <= figure.bbox.x1 + 1  # and still inside the image
+
+
 def test_pr_curves_plot(tmp_path: Path):
     other_labels = np.array([0, 1, 1, 0, 1])
     curves = {"gnn seed 0": (LABELS, PROBS), "tiny": (other_labels, [0.2, 0.9, 0.6, 0.4, 0.3])}
