@@ -135,7 +135,10 @@ def make_model(seed: int = 0) -> MLP:
 
 
 def cfg(**overrides) -> TrainConfig:
-    base = dict(epochs=3, batch_size=16, lr=1e-2, progress=False, early_stopping_patience=0, warmup_ratio=0.1)
+    # Collapse detection off: these toy models predict one class for epochs on end, which it would stop
+    # (tests/training/test_collapse.py covers it).
+    base = dict(epochs=3, batch_size=16, lr=1e-2, progress=False, early_stopping_patience=0, warmup_ratio=0.1,
+                collapse_check_from_epoch=0)
     return TrainConfig.from_dict({**base, **overrides})
 
 

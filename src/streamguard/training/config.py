@@ -56,6 +56,10 @@ class TrainConfig:
     device: str = "auto"
     max_nonfinite_steps: int = 0
     progress: bool = True
+    # Collapse detection (streamguard.training.collapse): from this epoch (0 = off), this many consecutive
+    # epochs predicting one class only on validation stop the seed with a report, as the original did.
+    collapse_check_from_epoch: int = 2
+    collapse_consecutive_epochs: int = 2
 
     def __post_init__(self) -> None:
         self.validate()
@@ -87,6 +91,8 @@ class TrainConfig:
             (self.num_workers >= 0, "num_workers must be >= 0"),
             (self.prefetch_factor is None or self.prefetch_factor >= 1, "prefetch_factor must be >= 1 or null"),
             (self.max_nonfinite_steps >= 0, "max_nonfinite_steps must be >= 0"),
+            (self.collapse_check_from_epoch >= 0, "collapse_check_from_epoch must be >= 0 (0 disables)"),
+            (self.collapse_consecutive_epochs >= 1, "collapse_consecutive_epochs must be >= 1"),
         ]
         errors = [message for ok, message in checks if not ok]
         if errors:
@@ -117,6 +123,7 @@ _FLOAT_FIELDS = {
 _INT_FIELDS = {
     "epochs", "batch_size", "eval_batch_size", "gradient_accumulation_steps", "early_stopping_patience",
     "pad_to_multiple_of", "num_workers", "prefetch_factor", "seed", "max_nonfinite_steps",
+    "collapse_check_from_epoch", "collapse_consecutive_epochs",
 }
 
 

@@ -3,7 +3,8 @@
 A track brings a Dataset, a ``collate_fn`` returning ``{"labels", "idx", ...model inputs}`` and a
 model with ``forward(batch) -> logits [B, 2]``, ``encode(batch) -> [B, D]`` and ``embedding_dim``.
 The loop owns everything else: seeding, batching, AdamW + warmup schedule, accumulation, AMP,
-clipping, EMA, non-finite detection, validation, best-epoch selection, early stopping, and a
+clipping, EMA, non-finite detection, validation, best-epoch selection, early stopping, collapse
+detection (:mod:`streamguard.training.collapse`), and a
 resumable state dict (raw and EMA weights, optimizer, scheduler, scaler, RNG, history).
 """
 
@@ -25,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, WeightedRandomS
 
 from streamguard.progress import progress
 from streamguard.training.batching import LengthGroupedSampler, move_to_device
+from streamguard.training.collapse import check_collapse
 from streamguard.training.config import TrainConfig
 from streamguard.training.losses import build_loss
 from streamguard.training.seeding import (
@@ -254,6 +256,7 @@ def _validate(model: nn.Module, loader: DataLoader, device: torch.device, amp: A
     both_classes = np.unique(labels_np).size == 2
     return {
         "valid_loss": loss_sum / max(count, 1),
+        "valid_predicted_positive_rate": float(predictions.mean()),  # 0 or 1: a collapse signal
         "valid_f1": float(f1_score(labels_np, predictions, pos_label=1, zero_division=0)),
         "valid_roc_auc": float(roc_auc_score(labels_np, probs_np)) if both_classes else 0.5,
     }
@@ -558,6 +561,7 @@ def fit(
         )
         if on_epoch_end is not None:
             on_epoch_end(dict(record))
+        check_collapse(history, config)  # raises TrainingCollapseError (with a report) on a collapse
         stopped_early = patience > 0 and stale_epochs >= patience
         state = None
         if save_state is not None:

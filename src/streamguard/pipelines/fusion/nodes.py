@@ -18,26 +18,34 @@ def train(
     valid_graphs: list,
     params: dict[str, Any],
     training_state: Any,
+    collapse_report: Any = None,
     *,
     seed: int,
 ):
     """Train the fusion head for one seed from that seed's branch checkpoints (either may be missing).
 
     ``training_state`` (a ResumeStore) is where per-epoch resumable states go and are resumed from.
+    A collapsed seed (one class predicted for consecutive epochs) writes ``collapse_report`` and fails.
     """
     from streamguard.tracks.fusion import train_fusion
+    from streamguard.training.collapse import TrainingCollapseError, raise_with_report
     from streamguard.training.effective import log_effective_params
 
-    checkpoint, history = train_fusion(
-        transformer_checkpoint,
-        gnn_checkpoint,
-        {"train": train_functions, "valid": valid_functions},
-        {"train": train_graphs, "valid": valid_graphs},
-        params,
-        seed=seed,
-        on_epoch_end=epoch_logger(f"fusion.seed_{seed}"),
-        resume=training_state,
-    )
+    try:
+        checkpoint, history = train_fusion(
+            transformer_checkpoint,
+            gnn_checkpoint,
+            {"train": train_functions, "valid": valid_functions},
+            {"train": train_graphs, "valid": valid_graphs},
+            params,
+            seed=seed,
+            on_epoch_end=epoch_logger(f"fusion.seed_{seed}"),
+            resume=training_state,
+        )
+    except TrainingCollapseError as error:  # writes the report (JSON + text, MLflow) and fails naming it
+        raise_with_report(error, collapse_report, f"fusion.seed_{seed}")
+    if collapse_report is not None:
+        collapse_report.clear()
     log_effective_params(f"fusion.seed_{seed}", checkpoint["metrics_extra"]["effective_hyperparameters"])
     return checkpoint, history
 

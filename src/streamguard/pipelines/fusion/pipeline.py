@@ -19,7 +19,7 @@ def _seed_pipeline(seed: int) -> Pipeline:
                     "train_graphs",
                     "valid_graphs",
                     "params:fusion",
-                    f"fusion.seed_{seed}.training_state",
+                    f"fusion.seed_{seed}.training_state", f"fusion.seed_{seed}.collapse_report",
                 ],
                 outputs=["checkpoint", "history"],
                 name="train",

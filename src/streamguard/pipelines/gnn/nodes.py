@@ -30,25 +30,35 @@ def train(
     graph_params: dict[str, Any],
     transformer_checkpoint: dict | None,
     training_state: Any,
+    collapse_report: Any = None,
     *,
     seed: int,
 ):
-    """Train one seed (resuming from ``training_state``, a ResumeStore); returns the checkpoint dict and the history."""
+    """Train one seed (resuming from ``training_state``, a ResumeStore); returns the checkpoint dict and the history.
+
+    A collapsed seed (one class predicted for consecutive epochs) writes ``collapse_report`` and fails.
+    """
     from streamguard.tracks.gnn import train_gnn
+    from streamguard.training.collapse import TrainingCollapseError, raise_with_report
     from streamguard.training.effective import log_effective_params
 
-    checkpoint, history = train_gnn(
-        train_graphs,
-        train_functions,
-        valid_graphs,
-        valid_functions,
-        params,
-        graph_params,
-        seed=seed,
-        transformer_checkpoint=transformer_checkpoint,
-        on_epoch_end=epoch_logger(f"gnn.seed_{seed}"),
-        resume=training_state,
-    )
+    try:
+        checkpoint, history = train_gnn(
+            train_graphs,
+            train_functions,
+            valid_graphs,
+            valid_functions,
+            params,
+            graph_params,
+            seed=seed,
+            transformer_checkpoint=transformer_checkpoint,
+            on_epoch_end=epoch_logger(f"gnn.seed_{seed}"),
+            resume=training_state,
+        )
+    except TrainingCollapseError as error:  # writes the report (JSON + text, MLflow) and fails naming it
+        raise_with_report(error, collapse_report, f"gnn.seed_{seed}")
+    if collapse_report is not None:
+        collapse_report.clear()
     log_effective_params(f"gnn.seed_{seed}", checkpoint["metrics_extra"]["effective_hyperparameters"])
     return checkpoint, history
 

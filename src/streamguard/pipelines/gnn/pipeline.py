@@ -21,7 +21,7 @@ def _seed_pipeline(seed: int) -> Pipeline:
                     "params:gnn",
                     "params:graphs",
                     transformer_checkpoint,
-                    f"gnn.seed_{seed}.training_state",
+                    f"gnn.seed_{seed}.training_state", f"gnn.seed_{seed}.collapse_report",
                 ],
                 outputs=["checkpoint", "history"],
                 name="train",

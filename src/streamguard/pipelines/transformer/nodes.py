@@ -10,20 +10,29 @@ from streamguard.tracking import epoch_logger
 
 
 def train(
-    train_functions: pd.DataFrame, valid_functions: pd.DataFrame, params: dict[str, Any], training_state: Any, *, seed: int
+    train_functions: pd.DataFrame, valid_functions: pd.DataFrame, params: dict[str, Any], training_state: Any, collapse_report: Any = None, *, seed: int
 ):
-    """Train one seed (resuming from ``training_state``, a ResumeStore); returns the checkpoint dict and the history."""
+    """Train one seed (resuming from ``training_state``, a ResumeStore); returns the checkpoint dict and the history.
+
+    A collapsed seed (one class predicted for consecutive epochs) writes ``collapse_report`` and fails.
+    """
     from streamguard.tracks.transformer import train_transformer
+    from streamguard.training.collapse import TrainingCollapseError, raise_with_report
     from streamguard.training.effective import log_effective_params
 
-    checkpoint, history = train_transformer(
-        train_functions,
-        valid_functions,
-        params,
-        seed=seed,
-        on_epoch_end=epoch_logger(f"transformer.seed_{seed}"),
-        resume=training_state,
-    )
+    try:
+        checkpoint, history = train_transformer(
+            train_functions,
+            valid_functions,
+            params,
+            seed=seed,
+            on_epoch_end=epoch_logger(f"transformer.seed_{seed}"),
+            resume=training_state,
+        )
+    except TrainingCollapseError as error:  # writes the report (JSON + text, MLflow) and fails naming it
+        raise_with_report(error, collapse_report, f"transformer.seed_{seed}")
+    if collapse_report is not None:
+        collapse_report.clear()
     log_effective_params(f"transformer.seed_{seed}", checkpoint["metrics_extra"]["effective_hyperparameters"])
     return checkpoint, history
 
