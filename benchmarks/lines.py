@@ -242,7 +242,8 @@ def evaluate_lines(
     from streamguard.tracks.common import reuse_loaded_models
 
     codes, flawed = functions["func"].tolist(), functions["flawed"].tolist()
-    num_lines = [LineIndex.of(code).num_lines for code in codes]
+    # Blank lines are never ranked above a scored one (NaN), so random order is over the non-blank lines.
+    num_lines = [sum(1 for text in LineIndex.of(code).lines() if text.strip()) for code in codes]
     per_function: dict[tuple[str, str], dict[str, np.ndarray]] = {}
     all_scores: dict[tuple[str, str], list[np.ndarray]] = {}
     seconds: dict[tuple[str, str], float] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Collection, Sequence
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -90,3 +91,35 @@ def write_png(path: str | Path, code: str, scores: Sequence[float], title: str =
     figure.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(figure)
     return path
+
+
+def shaded_functions_artefact(
+    scorer: Any,
+    functions: Sequence[tuple[str, str]],
+    directory: str | Path,
+    method: str | None = None,
+    flawed: Sequence[Collection[int]] | None = None,
+    log_to_mlflow: bool = True,
+    name: str = "line_scores",
+) -> dict[str, Path]:
+    """For a few ``(title, code)`` functions: ``<name>.html`` (all of them) and one PNG each, shaded by
+    ``scorer.line_scores`` (an :class:`~streamguard.inference.EnsembleScorer`); logged as MLflow
+    artefacts under ``<name>/`` when a run is active. What the final report and the notebook embed."""
+    directory = Path(directory)
+    codes = [code for _, code in functions]
+    scores = scorer.line_scores(codes, method=method)
+    marks = list(flawed) if flawed is not None else [()] * len(codes)
+    probabilities = scorer.score_codes(codes)
+    fragments, written = [], {}
+    for position, ((title, code), line_scores) in enumerate(zip(functions, scores)):
+        heading = f"{title}: P(vulnerable) {probabilities[position]:.3f}, {scorer.track} / {method or scorer.default_line_method}"
+        fragments.append(function_html(code, line_scores, heading, marks[position]))
+        written[f"{title}.png"] = write_png(directory / f"{name}_{position}.png", code, line_scores, heading, marks[position])
+    written["html"] = write_html(directory / f"{name}.html", fragments)
+    if log_to_mlflow:
+        import mlflow
+
+        if mlflow.active_run() is not None:
+            for path in written.values():
+                mlflow.log_artifact(str(path), artifact_path=name)
+    return written
