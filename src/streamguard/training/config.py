@@ -13,6 +13,7 @@ SCHEDULERS = ("linear", "cosine", "constant")
 AMP_DTYPES = (None, "fp16", "bf16")
 LOSSES = ("ce", "focal")
 CLASS_WEIGHTINGS = ("none", "balanced")
+TRIPLE_WEIGHTING_GUARDS = ("adjust", "error")
 # What picks the best epoch and drives early stopping. ROC-AUC by default: F1 at 0.5 rewards a
 # model that calls everything vulnerable (F1 ~0.62 at a 45 % positive rate), so an untrained
 # first epoch could win and stop training; ROC-AUC is 0.5 for such a model.
@@ -60,6 +61,8 @@ class TrainConfig:
     # epochs predicting one class only on validation stop the seed with a report, as the original did.
     collapse_check_from_epoch: int = 2
     collapse_consecutive_epochs: int = 2
+    # Sampler + multiplier > 1 + focal loss at once (streamguard.training.weighting): adjust | error.
+    triple_weighting_guard: str = "adjust"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -93,6 +96,7 @@ class TrainConfig:
             (self.max_nonfinite_steps >= 0, "max_nonfinite_steps must be >= 0"),
             (self.collapse_check_from_epoch >= 0, "collapse_check_from_epoch must be >= 0 (0 disables)"),
             (self.collapse_consecutive_epochs >= 1, "collapse_consecutive_epochs must be >= 1"),
+            (self.triple_weighting_guard in TRIPLE_WEIGHTING_GUARDS, f"triple_weighting_guard must be one of {TRIPLE_WEIGHTING_GUARDS}"),
         ]
         errors = [message for ok, message in checks if not ok]
         if errors:

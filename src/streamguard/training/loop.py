@@ -36,6 +36,7 @@ from streamguard.training.seeding import (
     seed_everything,
     seed_worker,
 )
+from streamguard.training.weighting import apply_triple_weighting_guard
 
 logger = logging.getLogger(__name__)
 
@@ -426,6 +427,7 @@ def fit(
     result (on CPU, bit for bit) as a run that was never interrupted (the tracks wire both to a
     :class:`streamguard.training.resume.ResumeStore` through ``resumable_fit``).
     """
+    config, weighting_guard = apply_triple_weighting_guard(config)  # the original's adjustment (or an error)
     loader_generator = seed_everything(config.seed, config.deterministic)
     sampler_generator = torch.Generator()
     device = resolve_device(config.device)
@@ -478,6 +480,7 @@ def fit(
         "warmup_steps": warmup_steps,
         "param_group_lrs": [float(group.get("initial_lr", group["lr"])) for group in optimizer.param_groups],
         "class_weights": _class_weights_of(criterion),
+        "triple_weighting_guard": weighting_guard,  # both original values when the guard changed them
     }
     logger.info("training: %s", effective)
 
