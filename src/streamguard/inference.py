@@ -193,7 +193,6 @@ def load_scorer(project_dir: str | Path = ".", track: str = "fusion", model_uri:
     # Before Kedro is imported: its default logging prints INFO lines on stdout, where the report goes.
     os.environ.setdefault("KEDRO_LOGGING_CONFIG", str(Path(__file__).with_name("scan") / "quiet_logging.yml"))
     warnings.filterwarnings("ignore", category=UserWarning, module=r"(kedro|kedro_mlflow|mlflow)(\.|$)")
-    from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
     from streamguard.pipeline_registry import configured_seeds
@@ -202,10 +201,10 @@ def load_scorer(project_dir: str | Path = ".", track: str = "fusion", model_uri:
     if not (project_dir / "conf").is_dir():
         raise ScorerUnavailableError(f"{project_dir} is not a StreamGuard project (no conf/); pass --project-dir")
     bootstrap_project(project_dir)
-    # From inside the project: its relative paths (data/, the sqlite:///mlflow.db that kedro-mlflow
-    # opens) must resolve there, not in the directory the user scans from.
-    with contextlib.chdir(project_dir), KedroSession.create(project_path=project_dir) as session:
-        catalog = session.load_context().catalog
+    # From inside the project: its relative paths (data/) must resolve there, not in the directory
+    # the user scans from.
+    with contextlib.chdir(project_dir):
+        catalog = _project_catalog(project_dir)
         seeds = configured_seeds(project_dir / "conf")
         checkpoints = [c for c in (catalog.load(f"{track}.seed_{seed}.checkpoint") for seed in seeds) if c is not None]
         if not checkpoints:
@@ -217,6 +216,20 @@ def load_scorer(project_dir: str | Path = ".", track: str = "fusion", model_uri:
     return EnsembleScorer(
         track, checkpoints, threshold, description=f"{track} ensemble of {len(checkpoints)} seed(s) from {project_dir}"
     ).warm_up()
+
+
+def _project_catalog(project_dir: Path) -> Any:
+    """The project's data catalog from its conf, without a KedroSession.
+
+    A session runs the project's hooks, and kedro-mlflow's imports MLflow and opens the tracking
+    store (3-5 s, and a dead tracking server stalls it) for a scan that logs nothing.
+    """
+    from kedro.framework.project import settings
+
+    loader = settings.CONFIG_LOADER_CLASS(
+        conf_source=str(project_dir / settings.CONF_SOURCE), env=None, **settings.CONFIG_LOADER_ARGS
+    )
+    return settings.DATA_CATALOG_CLASS.from_config(catalog=loader["catalog"])
 
 
 def _validation_threshold(catalog: Any, track: str) -> float:

@@ -324,8 +324,10 @@ def closed_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_scan_with_unreachable_mlflow_fails_fast_naming_the_uri(tmp_path: Path, monkeypatch, capsys) -> None:
-    """Loading the scorer opens a Kedro session; kedro-mlflow used to retry the dead server for ~4 minutes."""
+def test_scan_does_not_depend_on_the_mlflow_server(tmp_path: Path, monkeypatch, capsys) -> None:
+    """The scan used to open a Kedro session, whose kedro-mlflow hook retried a dead server for ~4 minutes
+    (then, with the probe, failed on it). It now reads the catalog without a session: MLflow is never
+    imported, and what it reports is about the project itself."""
     project = make_project_copy(tmp_path / "project")
     write(tmp_path / "a.c", "int a(void) { return 0; }\n")
     uri = f"http://127.0.0.1:{closed_port()}"
@@ -336,7 +338,7 @@ def test_scan_with_unreachable_mlflow_fails_fast_naming_the_uri(tmp_path: Path, 
     elapsed = time.monotonic() - started
     err = capsys.readouterr().err
     assert code == scan_cli.EXIT_NO_MODEL
-    assert f"MLflow tracking server {uri} is unreachable" in err and "Connection refused" in err
+    assert "no trained gnn checkpoints" in err and uri not in err
     assert elapsed < 60, f"took {elapsed:.0f}s"
 
 

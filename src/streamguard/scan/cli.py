@@ -351,7 +351,9 @@ def run_scan(
         files = _source_files(args, walk_problems)
         if not to_stdout:
             _check_output_writable(args.output)
+        loading = time.perf_counter()
         scorer = _load_scorer(args, scorer_factory or default_scorer_factory)
+        load_seconds = time.perf_counter() - loading
         threshold = float(args.threshold if args.threshold is not None else scorer.threshold)
         started = time.perf_counter()
         functions, scores, problems = _scan(args, files, scorer, stderr)
@@ -364,6 +366,7 @@ def run_scan(
             files_scanned=len(files),
             description=getattr(scorer, "description", ""),
             seconds=time.perf_counter() - started,
+            load_seconds=load_seconds,
         )
         _add_line_scores(result, args, scorer)
         _write_report(_render(result, args, to_stdout), args.output, stdout)

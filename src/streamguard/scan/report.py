@@ -37,7 +37,8 @@ class ScanResult:
     problems: list[FileProblem] = field(default_factory=list)
     files_scanned: int = 0
     description: str = ""
-    seconds: float = 0.0
+    seconds: float = 0.0  # extraction and scoring, the model already loaded
+    load_seconds: float = 0.0  # loading the model (imports, checkpoints, building, warm-up)
     # Top lines of flagged functions (``--lines``): function -> [{"line" (in the file), "score", "text"}].
     lines: dict[FunctionRecord, list[dict]] = field(default_factory=dict)
     line_method: str = ""
@@ -108,6 +109,7 @@ def _summary(result: ScanResult) -> dict:
         "track": result.track,
         "description": result.description,
         "seconds": round(result.seconds, 3),
+        "load_seconds": round(result.load_seconds, 3),
         "functions_per_second": round(result.functions_per_second, 1),
         **(
             {"line_scores": {"method": result.line_method, "functions": len(result.lines), "seconds": round(result.line_seconds, 3)}}
@@ -123,7 +125,9 @@ def summary_line(result: ScanResult) -> str:
     return (
         f"{len(result.functions)} function(s) in {result.files_scanned} file(s); "
         f"{result.over_threshold_count} over threshold {result.threshold:.3f}; "
-        f"track {described}; {result.functions_per_second:.{0 if result.functions_per_second >= 10 else 1}f} functions/s"
+        f"track {described}; model loaded in {result.load_seconds:.1f} s, scored in {result.seconds:.{1 if result.seconds >= 1 else 2}f} s "
+        f"({result.functions_per_second:.{0 if result.functions_per_second >= 10 else 1}f} functions/s)"
+        + (f", top lines in {result.line_seconds:.1f} s" if result.line_method else "")
     )
 
 
