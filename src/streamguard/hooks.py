@@ -75,3 +75,30 @@ class DataReportHooks:
             lines.append(f"  WARNING: {len(warnings)} data quality warning(s):")
             lines += [f"  WARNING: {warning}" for warning in warnings]
         print("\n".join(lines), flush=True)
+
+
+class StaleEnsembleHooks:
+    """After a run that retrained a track without its ensemble, say which artefacts are now stale.
+
+    ``kedro run --pipeline fusion --params preset=...`` replaces the fusion checkpoints but not
+    ``fusion.ensemble_metrics`` (its threshold), the final report or the servable model; the scan
+    and the servable-model packaging refuse the mix (``streamguard.consistency``), and this note
+    says so at the end of the run, with the command that refreshes them.
+    """
+
+    @hook_impl
+    def after_pipeline_run(self, run_params: dict, run_result: Any, pipeline: Any, catalog: Any) -> None:
+        outputs = pipeline.all_outputs()
+        retrained = sorted(
+            {name.split(".")[0] for name in outputs if name.endswith(".checkpoint") and ".seed_" in name}
+            - {name.split(".")[0] for name in outputs if name.endswith(".ensemble_metrics")}
+        )
+        if retrained:
+            tracks = ", ".join(retrained)
+            print(
+                f"\nNOTE: {tracks} retrained without the ensemble pipeline: "
+                + ", ".join(f"{track}.ensemble_metrics (threshold), {track}.servable_model" for track in retrained)
+                + " and the final report still describe the previous models; `streamguard scan` refuses the mix. "
+                "Refresh them with `kedro run --pipelines ensemble`.",
+                flush=True,
+            )

@@ -212,7 +212,7 @@ def load_scorer(project_dir: str | Path = ".", track: str = "fusion", model_uri:
                 f"no trained {track} checkpoints in {project_dir}/data/06_models for seeds {seeds}. "
                 f"Train them with `kedro run` (or `kedro run --pipeline {track}`) first."
             )
-        threshold = _validation_threshold(catalog, track)
+        threshold = _validation_threshold(catalog, track, checkpoints)
     return EnsembleScorer(
         track, checkpoints, threshold, description=f"{track} ensemble of {len(checkpoints)} seed(s) from {project_dir}"
     ).warm_up()
@@ -232,10 +232,18 @@ def _project_catalog(project_dir: Path) -> Any:
     return settings.DATA_CATALOG_CLASS.from_config(catalog=loader["catalog"])
 
 
-def _validation_threshold(catalog: Any, track: str) -> float:
-    """The ensemble's validation-chosen threshold; 0.5 (with a warning) before any ensemble run."""
+def _validation_threshold(catalog: Any, track: str, checkpoints: Sequence[Mapping[str, Any]]) -> float:
+    """The ensemble's validation-chosen threshold; 0.5 (with a warning) before any ensemble run.
+
+    Stops (``StaleArtefactError``) when the seeds' checkpoints mix configurations or the ensemble
+    metrics predate them: their threshold would belong to other weights.
+    """
+    from streamguard.consistency import check_track_artefacts
+
     name = f"{track}.ensemble_metrics"
-    if catalog.exists(name):
-        return float(catalog.load(name)["best_threshold_by_f1"])
+    metrics = catalog.load(name) if catalog.exists(name) else None
+    check_track_artefacts(track, checkpoints, metrics, f"{name} ({catalog.get(name)._describe().get('filepath')})")
+    if metrics is not None:
+        return float(metrics["best_threshold_by_f1"])
     logger.warning("%s not found: using threshold 0.5. Run `kedro run --pipeline ensemble` for a validation-chosen one.", name)
     return 0.5
