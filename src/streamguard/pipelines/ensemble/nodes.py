@@ -130,12 +130,14 @@ def package_model(ensemble_metrics: dict[str, Any], *, track: str, seeds: list[i
     ``checkpoints`` holds ``checkpoint_<s>`` loaders (read only for the seeds the ensemble used,
     so the served model is exactly the one whose validation metrics were reported).
     """
+    from streamguard.consistency import check_track_artefacts
     from streamguard.inference import EnsembleScorer
 
     used = [int(seed) for seed in ensemble_metrics.get("seeds_used", seeds)]
     loaded = [checkpoint for checkpoint in (checkpoints[f"checkpoint_{seed}"]() for seed in used) if checkpoint is not None]
     if len(loaded) != len(used):
         return {"scorer": None, "reason": f"{track}: checkpoints missing for some of seeds {used}; train them with `kedro run --pipeline {track}`"}
+    check_track_artefacts(track, loaded, ensemble_metrics, f"{track}.ensemble_metrics")  # one configuration, current threshold
     threshold = float(ensemble_metrics["best_threshold_by_f1"])
     description = f"{track} ensemble of seeds {used}, threshold {threshold:.2f} chosen on validation"
     return {"scorer": EnsembleScorer(track, loaded, threshold, description=description), "reason": ""}
