@@ -284,6 +284,47 @@ def evaluate_lines(
     return results, all_scores
 
 
+def scan_cost(
+    checkpoints: Mapping[str, Sequence[dict]], codes: Sequence[str], thresholds: Mapping[str, float], k: int, workdir: Path, log: Any
+) -> dict[str, dict[str, float]]:
+    """``streamguard scan`` over the same files with ``--lines 0`` and ``--lines k``, alternated twice per track.
+
+    Scan times only extraction + scoring (line scores are computed after it, for flagged functions),
+    so functions/s should not move; the line-score seconds are what ``--lines`` costs.
+    """
+    from streamguard.inference import EnsembleScorer
+    from streamguard.scan import cli as scan_cli
+
+    tree = workdir / "scan_tree"
+    tree.mkdir(parents=True, exist_ok=True)
+    per_file = 10
+    for start in range(0, len(codes), per_file):
+        (tree / f"part_{start // per_file:04d}.c").write_text("\n".join(codes[start : start + per_file]), encoding="utf-8")
+    results: dict[str, dict[str, float]] = {}
+    for track in checkpoints:
+        scorer = EnsembleScorer(track, checkpoints[track], thresholds[track], seed_workers=1).warm_up()
+        runs: dict[int, list[dict]] = {0: [], k: []}
+        for lines in (0, k, 0, k):
+            out = workdir / f"scan_{track}_{lines}.json"
+            argv = [str(tree), "--format", "json", "-o", str(out), "--lines", str(lines), "--no-progress"]
+            scan_cli.main(argv, scorer_factory=lambda *_: scorer)
+            runs[lines].append(json.loads(out.read_text())["summary"])
+        off, on = runs[0], runs[k]
+        flagged = on[0]["over_threshold"]
+        line_seconds = float(np.mean([summary["line_scores"]["seconds"] for summary in on])) if flagged else 0.0
+        results[track] = {
+            "functions": on[0]["functions"],
+            "flagged": flagged,
+            "method": on[0].get("line_scores", {}).get("method", ""),
+            "fps_off": float(np.mean([summary["functions_per_second"] for summary in off])),
+            "fps_on": float(np.mean([summary["functions_per_second"] for summary in on])),
+            "line_seconds": line_seconds,
+            "line_seconds_per_flagged": line_seconds / flagged if flagged else 0.0,
+        }
+        log(f"scan cost {track}: {results[track]}")
+    return results
+
+
 # ---------------------------------------------------------------------------------------------------
 # report
 # ---------------------------------------------------------------------------------------------------
@@ -299,7 +340,9 @@ def _difference(stats: Mapping[str, float] | None) -> str:
     return f"{stats['delta']:+.2f} [{stats['low']:+.2f}, {stats['high']:+.2f}]"
 
 
-def build_report(args: argparse.Namespace, info: Mapping[str, Any], lines: Mapping[str, Any], detection: Mapping[str, Any]) -> str:
+def build_report(
+    args: argparse.Namespace, info: Mapping[str, Any], lines: Mapping[str, Any], detection: Mapping[str, Any], scan: Mapping[str, Any]
+) -> str:
     out = [
         f"# Which lines? Juliet line-level benchmark{' (quick smoke run)' if args.quick else ''}",
         "",
@@ -348,6 +391,20 @@ def build_report(args: argparse.Namespace, info: Mapping[str, Any], lines: Mappi
             f"| {track} | {metrics['roc_auc']:.3f} | {metrics['pr_auc']:.3f} | {metrics['f1']:.3f} | "
             f"{metrics['precision']:.3f} | {metrics['recall']:.3f} | {metrics['threshold']:.2f} |"
         )
+    if scan:
+        out += [
+            "",
+            f"## Scan cost of `--lines {args.scan_lines}` ({next(iter(scan.values()))['functions']} Juliet test functions in "
+            f"{-(-next(iter(scan.values()))['functions'] // 10)} files; each setting run twice, alternated, same scorer)",
+            "",
+            "| track | method | functions/s, --lines 0 | functions/s, --lines on | flagged | line-score seconds | seconds per flagged function |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for track, row in scan.items():
+            out.append(
+                f"| {track} | {row['method']} | {row['fps_off']:.0f} | {row['fps_on']:.0f} | {row['flagged']} | "
+                f"{row['line_seconds']:.1f} | {row['line_seconds_per_flagged']:.3f} |"
+            )
     best = max((r for r in lines["rows"] if r["track"] not in ("random", "lexical")), key=lambda r: r["top1"]["mean"], default=None)
     lexical = next(r for r in lines["rows"] if r["track"] == "lexical")
     if best is not None:
@@ -398,11 +455,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, default=None, help="checkpoints (reused by a rerun with the same settings)")
     parser.add_argument("--out", type=Path, default=None, help="Markdown report (default benchmarks/results/lines_juliet[_quick].md)")
     parser.add_argument("--examples", type=int, default=4, help="test functions in the HTML page of shaded lines")
+    parser.add_argument("--scan-functions", type=int, default=600, help="test functions scanned to measure --lines cost (0: skip)")
+    parser.add_argument("--scan-lines", type=int, default=3, help="K of the --lines K scan")
     parser.add_argument("--quick", action="store_true", help="tiny models and samples: a smoke run")
     args = parser.parse_args(argv)
     if args.quick:
         args.train, args.valid, args.test, args.line_functions = min(args.train, 120), min(args.valid, 40), min(args.test, 40), min(args.line_functions, 12)
         args.bootstrap = min(args.bootstrap, 200)
+        args.scan_functions = min(args.scan_functions, 30)
     return args
 
 
@@ -446,6 +506,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(f"detection metrics: {track}")
         detection[track] = detection_metrics(track, checkpoints[track], frames["valid"], frames["test"])
     lines, scores = evaluate_lines(functions, checkpoints, methods, args.bootstrap, log)
+    scan = {}
+    if args.scan_functions > 0:
+        thresholds = {track: detection[track]["threshold"] for track in tracks}
+        codes = frames["test"]["func"].tolist()[: args.scan_functions]
+        scan = scan_cost({t: checkpoints[t] for t in tracks}, codes, thresholds, args.scan_lines, workdir, log)
     info = {
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "argv": [str(a) for a in (argv if argv is not None else sys.argv[1:])],
@@ -461,10 +526,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "train_seconds": train_seconds,
         "line_selection": selection,
     }
-    report = build_report(args, info, lines, detection)
+    report = build_report(args, info, lines, detection, scan)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report, encoding="utf-8")
-    out.with_suffix(".json").write_text(json.dumps({"info": info, "lines": lines, "detection": detection}, indent=2) + "\n", encoding="utf-8")
+    out.with_suffix(".json").write_text(json.dumps({"info": info, "lines": lines, "detection": detection, "scan": scan}, indent=2) + "\n", encoding="utf-8")
     learned = [row for row in lines["rows"] if row["track"] in tracks]
     best = max(learned, key=lambda row: row["top1"]["mean"]) if learned else None
     keys = [("lexical", "heuristic")] + ([(best["track"], best["method"])] if best else [])

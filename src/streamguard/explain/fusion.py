@@ -22,14 +22,8 @@ from typing import Any
 import numpy as np
 
 from streamguard.explain.gnn import gnn_line_scores_one, graph_with_spans, single_graph_batch
-from streamguard.explain.lines import LineIndex, aggregate_to_lines, normalise, token_lines
-from streamguard.explain.transformer import (
-    DEFAULT_IG_STEPS,
-    attention_token_scores,
-    baseline_ids_for,
-    encode_with_offsets,
-    gradient_token_scores,
-)
+from streamguard.explain.lines import normalise
+from streamguard.explain.transformer import DEFAULT_IG_STEPS, encode_with_offsets, transformer_line_scores_one
 
 FUSION_METHODS = ("integrated_gradients", "gradient_x_input", "attention")
 
@@ -74,13 +68,12 @@ def fusion_line_scores_one(
 
     if method not in FUSION_METHODS:
         raise ValueError(f"fusion line-score method must be one of {FUSION_METHODS}, got {method!r}")
-    index = LineIndex.of(code)
     order = list(model.branches)
     transformer, gnn = model.encoders["transformer"] if "transformer" in order else None, model.encoders["gnn"] if "gnn" in order else None
     parts: dict[str, Any] = {}
     with torch.no_grad():
         if transformer is not None:
-            input_ids, attention_mask, offsets = encode_with_offsets(tokenizer, code, max_length)
+            input_ids, attention_mask, _ = encode_with_offsets(tokenizer, code, max_length)
             parts["transformer"] = transformer.encode({"input_ids": input_ids, "attention_mask": attention_mask})
         if gnn is not None:
             graph_batch = single_graph_batch(graph_with_spans(code, graph_config)[0])
@@ -93,25 +86,9 @@ def fusion_line_scores_one(
 
     scores: dict[str, np.ndarray] = {}
     if transformer is not None:
-        if method == "attention":
-            token_scores = attention_token_scores(transformer, input_ids, attention_mask)
-        else:
-
-            def logit_difference(ids: Any, mask: Any) -> Any:
-                cls = transformer.encode({"input_ids": ids, "attention_mask": mask.expand(ids.shape[0], -1)})
-                logits = head_logits("transformer", cls)
-                return logits[:, 1] - logits[:, 0]
-
-            token_scores = gradient_token_scores(
-                logit_difference,
-                transformer.encoder.get_input_embeddings(),
-                input_ids,
-                attention_mask,
-                baseline_ids_for(tokenizer, input_ids, offsets),
-                method,
-                steps,
-            )
-        scores["transformer"] = aggregate_to_lines(index.num_lines, token_lines(code, offsets), token_scores)
+        scores["transformer"] = transformer_line_scores_one(
+            transformer, tokenizer, max_length, code, method, steps, head=lambda cls: head_logits("transformer", cls)
+        )
     if gnn is not None and (method != "attention" or transformer is None):
         gnn_method = "integrated_gradients" if method == "attention" else method
         scores["gnn"] = gnn_line_scores_one(

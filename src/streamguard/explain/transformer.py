@@ -119,9 +119,19 @@ def baseline_ids_for(tokenizer: Any, input_ids: Any, offsets: list[tuple[int, in
 
 
 def transformer_line_scores_one(
-    model: Any, tokenizer: Any, max_length: int, code: str, method: str, steps: int = DEFAULT_IG_STEPS
+    model: Any,
+    tokenizer: Any,
+    max_length: int,
+    code: str,
+    method: str,
+    steps: int = DEFAULT_IG_STEPS,
+    head: Callable[[Any], Any] | None = None,
 ) -> np.ndarray:
-    """Line scores of one function for one transformer classifier (NaN: lines no token reaches)."""
+    """Line scores of one function for one transformer classifier (NaN: lines no token reaches).
+
+    ``head`` maps the CLS vectors [B, H] to logits [B, 2] when the transformer is a branch of a
+    larger model (fusion); by default the classifier's own head.
+    """
     if method not in TRANSFORMER_METHODS:
         raise ValueError(f"transformer line-score method must be one of {TRANSFORMER_METHODS}, got {method!r}")
     index = LineIndex.of(code)
@@ -129,9 +139,10 @@ def transformer_line_scores_one(
     if method == "attention":
         token_scores = attention_token_scores(model, input_ids, attention_mask)
     else:
+        logits_of_cls = head or (lambda cls: model.head(model.dropout(cls)))
 
         def logit_difference(ids: Any, mask: Any) -> Any:
-            logits = model({"input_ids": ids, "attention_mask": mask.expand(ids.shape[0], -1)})
+            logits = logits_of_cls(model.encode({"input_ids": ids, "attention_mask": mask.expand(ids.shape[0], -1)}))
             return logits[:, 1] - logits[:, 0]
 
         token_scores = gradient_token_scores(

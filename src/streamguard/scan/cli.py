@@ -91,13 +91,8 @@ def _positive_int(text: str) -> int:
 
 
 def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text}")
-    return value
+    """0 (the "off" value) or a positive integer."""
+    return 0 if text.strip() == "0" else _positive_int(text)
 
 
 def _probability(text: str) -> float:
