@@ -27,6 +27,7 @@ ONLY_ON_FAILURE = {"max_nonfinite_steps"}
 SWITCHED_ON = {
     "ema": True, "loss": "focal", "class_weighting": "balanced", "weighted_sampler": True,
     "num_workers": 1, "prefetch_factor": 2, "persistent_workers": True, "encoder_lr": 1.0e-4,
+    "lr": "auto", "lr_finder_iterations": 20, "lr_finder_cache_dir": None,
 }
 TINY = {
     "transformer": {"max_length": 64, "vocab_size": 300},

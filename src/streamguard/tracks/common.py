@@ -125,6 +125,44 @@ def fit_with_resume(
     )
 
 
+def resolve_lr(
+    config: Any,
+    model: Any,
+    train_set: Any,
+    collate: Callable[[list], dict],
+    *,
+    track: str,
+    seed: int,
+    params: Mapping[str, Any],
+    data: Mapping[str, Any],
+    extra_config: Mapping[str, Any] | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """``training.lr: auto``: the config with the rate a (cached) range test picked, and ``{"lr_finder": info}``
+    for the checkpoint's metrics; the curve is logged to MLflow under ``<track>/seed_<s>/lr_finder``.
+
+    The cache key is the track's settings (without the seed, so seeds share one test) and the
+    fingerprints of ``data``. A numeric lr returns ``(config, {})`` untouched.
+    """
+    if config.lr != "auto":
+        return config, {}
+    from streamguard.tracking import log_artifact
+    from streamguard.training.lr_finder import resolve_auto_lr
+    from streamguard.training.resume import fingerprint, result_config
+
+    settings = result_config(params)
+    settings["training"] = {k: v for k, v in settings.get("training", {}).items() if k != "lr_finder_cache_dir"}
+    key_parts = {
+        "track": track,
+        "settings": settings,
+        "extra": plain(extra_config or {}),
+        "data": {name: fingerprint(_frame_columns(value)) for name, value in data.items()},
+    }
+    config, info = resolve_auto_lr(config, model, train_set, collate, key_parts, label=f"{track}.seed_{seed}")
+    if info and info.get("plot"):
+        log_artifact(info["plot"], f"{track}/seed_{seed}/lr_finder")
+    return config, {"lr_finder": info}
+
+
 def _frame_columns(value: Any) -> Any:
     """A function table reduced to the columns training reads (extra columns do not change the model)."""
     columns = getattr(value, "columns", None)

@@ -9,7 +9,14 @@ from typing import Any
 
 import pandas as pd
 
-from streamguard.tracks.common import build_checkpoint, cached_build, fit_with_resume, require_track, train_config
+from streamguard.tracks.common import (
+    build_checkpoint,
+    cached_build,
+    fit_with_resume,
+    require_track,
+    resolve_lr,
+    train_config,
+)
 from streamguard.tracks.gnn import MissingBranchError
 
 logger = logging.getLogger(__name__)
@@ -137,11 +144,6 @@ def train_fusion(
     live_tokens = train_set.live.get("transformer")
     seed_everything(seed)
     model = FusionClassifier(_branch_dims(branches), params["hidden_dim"], params["dropout"], encoders=encoders)
-    groups = [{"params": list(model.head.parameters()), "lr": config.lr}]
-    if encoders:
-        # Fine-tuned encoders at training.encoder_lr (null: the head's lr).
-        encoder_lr = config.encoder_lr if config.encoder_lr is not None else config.lr
-        groups.append({"params": list(model.encoders.parameters()), "lr": float(encoder_lr)})
     data: dict[str, Any] = {
         "train": frames["train"],
         "valid": frames["valid"],
@@ -149,6 +151,15 @@ def train_fusion(
         "valid_graphs": graphs["valid"],
     }
     data.update({f"{name}_checkpoint": checkpoint["model"] for name, checkpoint in branches.items()})
+    config, lr_info = resolve_lr(
+        config, model, train_set, make_fusion_collate(collates), track="fusion", seed=seed, params=params, data=data,
+        extra_config={"branches": sorted(branches)},
+    )
+    groups = [{"params": list(model.head.parameters()), "lr": config.lr}]
+    if encoders:
+        # Fine-tuned encoders at training.encoder_lr (null: the head's lr).
+        encoder_lr = config.encoder_lr if config.encoder_lr is not None else config.lr
+        groups.append({"params": list(model.encoders.parameters()), "lr": float(encoder_lr)})
     result = fit_with_resume(
         lambda **resume_args: fit(
             model, train_set, valid_set, make_fusion_collate(collates), config, param_groups=groups,
@@ -175,7 +186,7 @@ def train_fusion(
         "branches_missing": [name for name in ("transformer", "gnn") if name not in branches],
         "frozen_branches": [name for name in branches if frozen[name]],
     }
-    checkpoint = build_checkpoint("fusion", seed, params, export, result, metrics_extra=extra)
+    checkpoint = build_checkpoint("fusion", seed, params, export, result, metrics_extra={**extra, **lr_info})
     return checkpoint, result.history
 
 

@@ -8,7 +8,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from streamguard.tracks.common import build_checkpoint, cached_build, fit_with_resume, plain, require_track, train_config
+from streamguard.tracks.common import (
+    build_checkpoint,
+    cached_build,
+    fit_with_resume,
+    plain,
+    require_track,
+    resolve_lr,
+    train_config,
+)
 
 
 class MissingBranchError(RuntimeError):
@@ -84,6 +92,10 @@ def train_gnn(
     data: dict[str, Any] = {"train": train, "valid": valid, "train_graphs": train_graphs, "valid_graphs": valid_graphs}
     if train_extra is not None:  # encoder_features=cls: the features come from the transformer checkpoint
         data["transformer_checkpoint"] = transformer_checkpoint["model"]  # type: ignore[index]
+    config, lr_info = resolve_lr(
+        config, model, train_set, collate_graphs, track="gnn", seed=seed, params=params, data=data,
+        extra_config={"graphs": graph_params},
+    )
     result = fit_with_resume(
         lambda **resume_args: fit(model, train_set, valid_set, collate_graphs, config, **resume_args),
         config,
@@ -96,7 +108,7 @@ def train_gnn(
         extra_config={"graphs": graph_params},
     )
     export = {"model_config": result.model.model_config(), "state_dict": result.model.state_dict(), "graph_config": plain(graph_params)}
-    return build_checkpoint("gnn", seed, params, export, result), result.history
+    return build_checkpoint("gnn", seed, params, export, result, metrics_extra=lr_info), result.history
 
 
 def load_gnn(checkpoint: Mapping[str, Any]):

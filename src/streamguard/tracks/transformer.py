@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from streamguard.tracks.common import build_checkpoint, cached_build, fit_with_resume, require_track, train_config
+from streamguard.tracks.common import build_checkpoint, cached_build, fit_with_resume, require_track, resolve_lr, train_config
 
 
 def _token_dataset(frame: pd.DataFrame, tokenizer: Any, max_length: int):
@@ -53,6 +53,8 @@ def train_transformer(
     train_set = _token_dataset(train, tokenizer, max_length)
     valid_set = _token_dataset(valid, tokenizer, max_length)
     collate = make_token_collate(tokenizer.pad_token_id, config.pad_to_multiple_of)
+    data = {"train": train, "valid": valid}
+    config, lr_info = resolve_lr(config, model, train_set, collate, track="transformer", seed=seed, params=params, data=data)
     result = fit_with_resume(
         lambda **resume_args: fit(model, train_set, valid_set, collate, config, train_lengths=train_set.lengths, **resume_args),
         config,
@@ -64,7 +66,7 @@ def train_transformer(
         on_epoch_end=on_epoch_end,
     )
     checkpoint = build_checkpoint(
-        "transformer", seed, params, export_transformer(result.model, tokenizer, info), result
+        "transformer", seed, params, export_transformer(result.model, tokenizer, info), result, metrics_extra=lr_info
     )
     return checkpoint, result.history
 

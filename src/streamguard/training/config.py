@@ -14,6 +14,7 @@ AMP_DTYPES = (None, "fp16", "bf16")
 LOSSES = ("ce", "focal")
 CLASS_WEIGHTINGS = ("none", "balanced")
 TRIPLE_WEIGHTING_GUARDS = ("adjust", "error")
+SKIP_MIN = 17  # torch-lr-finder needs skip_start + skip_end + 2 points to suggest a rate
 # What picks the best epoch and drives early stopping. ROC-AUC by default: F1 at 0.5 rewards a
 # model that calls everything vulnerable (F1 ~0.62 at a 45 % positive rate), so an untrained
 # first epoch could win and stop training; ROC-AUC is 0.5 for such a model.
@@ -27,7 +28,7 @@ class TrainConfig:
     epochs: int = 3
     batch_size: int = 16
     eval_batch_size: int = 64
-    lr: float = 5e-4
+    lr: float | str = 5e-4  # or "auto": a range test picks it (streamguard.training.lr_finder), cached
     encoder_lr: float | None = None  # lr of ``model.encoder`` params when set (discriminative fine-tuning)
     weight_decay: float = 0.01
     scheduler: str = "linear"
@@ -63,6 +64,9 @@ class TrainConfig:
     collapse_consecutive_epochs: int = 2
     # Sampler + multiplier > 1 + focal loss at once (streamguard.training.weighting): adjust | error.
     triple_weighting_guard: str = "adjust"
+    # lr: auto. The range test's length and where its results are cached (null: not cached).
+    lr_finder_iterations: int = 100
+    lr_finder_cache_dir: str | None = "data/06_models/lr_finder"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -73,7 +77,7 @@ class TrainConfig:
             (self.epochs >= 1, "epochs must be >= 1"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (self.eval_batch_size >= 1, "eval_batch_size must be >= 1"),
-            (self.lr > 0, "lr must be > 0"),
+            (self.lr == "auto" or (not isinstance(self.lr, str) and self.lr > 0), "lr must be > 0 or 'auto'"),
             (self.encoder_lr is None or self.encoder_lr >= 0, "encoder_lr must be >= 0 or null"),
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
             (self.scheduler in SCHEDULERS, f"scheduler must be one of {SCHEDULERS}"),
@@ -94,6 +98,7 @@ class TrainConfig:
             (self.num_workers >= 0, "num_workers must be >= 0"),
             (self.prefetch_factor is None or self.prefetch_factor >= 1, "prefetch_factor must be >= 1 or null"),
             (self.max_nonfinite_steps >= 0, "max_nonfinite_steps must be >= 0"),
+            (self.lr_finder_iterations >= SKIP_MIN, f"lr_finder_iterations must be >= {SKIP_MIN}"),
             (self.collapse_check_from_epoch >= 0, "collapse_check_from_epoch must be >= 0 (0 disables)"),
             (self.collapse_consecutive_epochs >= 1, "collapse_consecutive_epochs must be >= 1"),
             (self.triple_weighting_guard in TRIPLE_WEIGHTING_GUARDS, f"triple_weighting_guard must be one of {TRIPLE_WEIGHTING_GUARDS}"),
@@ -127,13 +132,13 @@ _FLOAT_FIELDS = {
 _INT_FIELDS = {
     "epochs", "batch_size", "eval_batch_size", "gradient_accumulation_steps", "early_stopping_patience",
     "pad_to_multiple_of", "num_workers", "prefetch_factor", "seed", "max_nonfinite_steps",
-    "collapse_check_from_epoch", "collapse_consecutive_epochs",
+    "collapse_check_from_epoch", "collapse_consecutive_epochs", "lr_finder_iterations",
 }
 
 
 def _coerce(name: str, value: Any) -> Any:
     """YAML 1.1 reads ``5e-4`` as a string and ints where floats are meant: normalise the numbers."""
-    if value is None or isinstance(value, bool):
+    if value is None or isinstance(value, bool) or (name == "lr" and value == "auto"):
         return value
     try:
         if name in _FLOAT_FIELDS:

@@ -427,6 +427,8 @@ def fit(
     result (on CPU, bit for bit) as a run that was never interrupted (the tracks wire both to a
     :class:`streamguard.training.resume.ResumeStore` through ``resumable_fit``).
     """
+    if config.lr == "auto":
+        raise ValueError("lr='auto' is resolved before fit by streamguard.training.lr_finder.resolve_auto_lr (the tracks do it)")
     config, weighting_guard = apply_triple_weighting_guard(config)  # the original's adjustment (or an error)
     loader_generator = seed_everything(config.seed, config.deterministic)
     sampler_generator = torch.Generator()
