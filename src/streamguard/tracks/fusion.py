@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from streamguard.training.distributed import data_parallel_track
 from streamguard.tracks.common import (
     build_checkpoint,
     cached_build,
@@ -112,6 +113,7 @@ def _branch_dims(branches: Mapping[str, Mapping]) -> dict[str, int]:
     return dims
 
 
+@data_parallel_track
 def train_fusion(
     transformer_checkpoint: Mapping | None,
     gnn_checkpoint: Mapping | None,

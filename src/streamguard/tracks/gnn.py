@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from streamguard.training.distributed import data_parallel_track
 from streamguard.tracks.common import (
     build_checkpoint,
     cached_build,
@@ -54,6 +55,7 @@ def _examples(frame: pd.DataFrame, graphs: Sequence, extra: np.ndarray | None):
     return GraphExamples(frame["idx"].tolist(), list(graphs), frame["target"].tolist(), extra)
 
 
+@data_parallel_track
 def train_gnn(
     train_graphs: Sequence,
     train: pd.DataFrame,

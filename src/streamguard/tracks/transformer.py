@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from streamguard.training.distributed import data_parallel_track
 from streamguard.tracks.common import build_checkpoint, cached_build, fit_with_resume, require_track, resolve_lr, train_config
 
 
@@ -18,6 +19,7 @@ def _token_dataset(frame: pd.DataFrame, tokenizer: Any, max_length: int):
     )
 
 
+@data_parallel_track
 def train_transformer(
     train: pd.DataFrame,
     valid: pd.DataFrame,

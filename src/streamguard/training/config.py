@@ -64,6 +64,8 @@ class TrainConfig:
     collapse_consecutive_epochs: int = 2
     # Sampler + multiplier > 1 + focal loss at once (streamguard.training.weighting): adjust | error.
     triple_weighting_guard: str = "adjust"
+    # Processes that train one seed data-parallel (Accelerate; streamguard.training.distributed).
+    num_processes: int = 1
     # lr: auto. The range test's length and where its results are cached (null: not cached).
     lr_finder_iterations: int = 100
     lr_finder_cache_dir: str | None = "data/06_models/lr_finder"
@@ -98,6 +100,7 @@ class TrainConfig:
             (self.num_workers >= 0, "num_workers must be >= 0"),
             (self.prefetch_factor is None or self.prefetch_factor >= 1, "prefetch_factor must be >= 1 or null"),
             (self.max_nonfinite_steps >= 0, "max_nonfinite_steps must be >= 0"),
+            (self.num_processes >= 1, "num_processes must be >= 1"),
             (self.lr_finder_iterations >= SKIP_MIN, f"lr_finder_iterations must be >= {SKIP_MIN}"),
             (self.collapse_check_from_epoch >= 0, "collapse_check_from_epoch must be >= 0 (0 disables)"),
             (self.collapse_consecutive_epochs >= 1, "collapse_consecutive_epochs must be >= 1"),
@@ -131,7 +134,7 @@ _FLOAT_FIELDS = {
 }
 _INT_FIELDS = {
     "epochs", "batch_size", "eval_batch_size", "gradient_accumulation_steps", "early_stopping_patience",
-    "pad_to_multiple_of", "num_workers", "prefetch_factor", "seed", "max_nonfinite_steps",
+    "pad_to_multiple_of", "num_workers", "prefetch_factor", "seed", "max_nonfinite_steps", "num_processes",
     "collapse_check_from_epoch", "collapse_consecutive_epochs", "lr_finder_iterations",
 }
 

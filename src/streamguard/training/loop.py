@@ -10,6 +10,7 @@ resumable state dict (raw and EMA weights, optimizer, scheduler, scaler, RNG, hi
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -28,6 +29,7 @@ from streamguard.progress import progress
 from streamguard.training.batching import LengthGroupedSampler, move_to_device
 from streamguard.training.collapse import check_collapse
 from streamguard.training.config import TrainConfig
+from streamguard.training.distributed import DataParallel
 from streamguard.training.losses import build_loss
 from streamguard.training.seeding import (
     capture_rng_state,
@@ -239,6 +241,7 @@ def _validate(model: nn.Module, loader: DataLoader, device: torch.device, amp: A
     from sklearn.metrics import f1_score, roc_auc_score
 
     model.eval()
+    gather = getattr(loader, "gather", None)  # data parallel: every process scores the whole set
     loss_sum, count = 0.0, 0
     labels_all, probs_all = [], []
     for batch in loader:
@@ -247,6 +250,8 @@ def _validate(model: nn.Module, loader: DataLoader, device: torch.device, amp: A
             logits = model(batch)
         logits = logits.float()
         labels = batch["labels"]
+        if gather is not None:
+            logits, labels = gather((logits, labels))
         loss_sum += float(F.cross_entropy(logits, labels, reduction="sum"))
         count += int(labels.numel())
         probs_all.append(torch.softmax(logits, dim=-1)[:, 1].cpu())
@@ -310,6 +315,9 @@ class _Trainer:
         self.nonfinite_steps = 0
         self.optimizer_steps = 0
         self.amp_overflow_steps = 0
+        # Data parallel: forward through the DDP wrapper of ``model`` (same parameters), set by fit().
+        self.parallel: DataParallel | None = None
+        self.train_model: nn.Module = model
 
     @property
     def eval_model(self) -> nn.Module:
@@ -336,8 +344,9 @@ class _Trainer:
             if "attention_mask" in batch:
                 has_tokens = True
                 tokens += int(batch["attention_mask"].sum())
-            with _autocast(self.device, self.amp):
-                logits = model(batch)
+            last_of_group = batch_index + 1 == group_start + group_size
+            with self._no_sync(not last_of_group), _autocast(self.device, self.amp):
+                logits = self.train_model(batch)
             loss = self.criterion(logits.float(), labels)
             loss_value = float(loss.detach())
             if math.isfinite(loss_value):
@@ -353,11 +362,16 @@ class _Trainer:
                 self._optimizer_step(group_is_bad, epoch, step_in_epoch)
                 group_is_bad = False
         bar.close()
+        if self.parallel is not None:  # the whole global batch's numbers, the same in every process
+            loss_sum, loss_samples, samples, tokens = self.parallel.sum(loss_sum, loss_samples, samples, tokens)
         return {
             "train_loss": loss_sum / loss_samples if loss_samples else float("nan"),
             "samples": samples,
             "tokens": tokens if has_tokens else -1,
         }
+
+    def _no_sync(self, skip: bool):
+        return self.parallel.no_sync(self.train_model, skip) if self.parallel is not None else contextlib.nullcontext()
 
     def _optimizer_step(self, loss_was_nonfinite: bool, epoch: int, step: int) -> None:
         if loss_was_nonfinite:
@@ -432,7 +446,12 @@ def fit(
     config, weighting_guard = apply_triple_weighting_guard(config)  # the original's adjustment (or an error)
     loader_generator = seed_everything(config.seed, config.deterministic)
     sampler_generator = torch.Generator()
-    device = resolve_device(config.device)
+    # Launched on N processes (streamguard.training.distributed): Accelerate picks the device, wraps
+    # the model in DDP, shards batches and gathers validation; only process 0 saves and logs.
+    parallel = DataParallel.from_environment(config.device, config.amp_dtype)
+    if parallel is not None and not parallel.is_main:
+        on_epoch_end = save_state = None
+    device = parallel.device if parallel is not None else resolve_device(config.device)
     amp = resolve_amp(config.amp_dtype, device)
     if len(train_dataset) == 0 or len(valid_dataset) == 0:  # type: ignore[arg-type]
         raise ValueError(
@@ -473,6 +492,9 @@ def fit(
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=False)
         ema.module.eval()
     trainer = _Trainer(model, config, device, amp, optimizer, scheduler, scaler, ema, criterion, steps_per_epoch)
+    if parallel is not None:
+        trainer.parallel, trainer.train_model = parallel, parallel.wrap_model(model)
+        train_loader, valid_loader = parallel.shard(train_loader), parallel.shard_for_evaluation(valid_loader)
 
     effective = {
         "device": str(device),
@@ -484,6 +506,8 @@ def fit(
         "class_weights": _class_weights_of(criterion),
         "triple_weighting_guard": weighting_guard,  # both original values when the guard changed them
     }
+    if parallel is not None:
+        effective["data_parallel_processes"] = parallel.num_processes
     logger.info("training: %s", effective)
 
     history: list[dict[str, Any]] = []
