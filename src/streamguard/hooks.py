@@ -102,3 +102,19 @@ class StaleEnsembleHooks:
                 "Refresh them with `kedro run --pipelines ensemble`.",
                 flush=True,
             )
+
+
+class ReuseNoticeHooks:
+    """At the start of a training node, say what saved state it is about to reuse (``streamguard.reuse``)."""
+
+    @hook_impl
+    def before_node_run(self, node: Any, catalog: Any, inputs: dict, is_async: bool) -> None:
+        import logging
+
+        from streamguard.reuse import reuse_notice
+
+        for name, value in inputs.items():
+            if name.endswith(".training_state"):
+                notice = reuse_notice(name.removesuffix(".training_state"), value)
+                if notice:
+                    logging.getLogger("streamguard.reuse").info(notice)

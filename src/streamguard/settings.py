@@ -2,7 +2,7 @@
 
 from omegaconf.resolvers import oc
 
-from streamguard.hooks import DataReportHooks, PresetHooks, StaleEnsembleHooks
+from streamguard.hooks import DataReportHooks, PresetHooks, ReuseNoticeHooks, StaleEnsembleHooks
 from streamguard.presets import apply_preset
 from streamguard.offline import enforce_offline
 from streamguard.quiet import silence_known_warnings
@@ -11,7 +11,7 @@ from streamguard.tracking_hooks import OutputLocationHooks, TrackingProbeHooks
 enforce_offline()
 silence_known_warnings()
 
-HOOKS = (PresetHooks(), TrackingProbeHooks(), OutputLocationHooks(), DataReportHooks(), StaleEnsembleHooks())
+HOOKS = (PresetHooks(), TrackingProbeHooks(), OutputLocationHooks(), DataReportHooks(), StaleEnsembleHooks(), ReuseNoticeHooks())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
