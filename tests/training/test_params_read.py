@@ -1,7 +1,8 @@
 """Every parameter in a track's conf/base file is read by that track's training code (an unread key fails).
 
 A key counts as read when the track's code looks it up: top-level keys through the params mapping,
-``training`` keys as attributes of the TrainConfig the loop runs with, ``graphs`` keys as attributes
+``training`` keys as attributes of the TrainConfig the loop runs with (or looked up in the ``training``
+mapping directly), ``graphs`` keys as attributes
 of the GraphConfig the graph builder runs with. Building the config, hashing it, storing it in the
 checkpoint or validating it does not count. Knobs that only matter when a switch is on (``ema_decay``
 with ``ema``, ``focal_gamma`` with the focal loss, ``prefetch_factor`` with workers, fusion's padding
@@ -135,6 +136,7 @@ def _params(track: str, reads: set[str], switched_on: bool, **top) -> RecordingP
     params["training"].update({"epochs": 1, "batch_size": 16, "progress": False})
     if switched_on:
         params["training"].update(SWITCHED_ON)
+    params["training"] = RecordingParams(params["training"], reads, "training.")  # code that looks a key up directly
     return RecordingParams(params, reads)
 
 
@@ -166,7 +168,8 @@ def _assert_all_read(track: str, top_reads: set[str], field_reads: dict) -> None
     expected_top = {key for key in defaults if key != "training"}
     assert expected_top - top_reads == set(), f"{track}: parameters never read by the track"
     expected_training = set(defaults["training"]) - ONLY_ON_FAILURE
-    unread = expected_training - field_reads["training"]
+    direct = {key.removeprefix("training.") for key in top_reads if key.startswith("training.")}
+    unread = expected_training - field_reads["training"] - direct
     assert unread == set(), f"{track}.training: parameters never read by the training loop"
 
 

@@ -210,23 +210,41 @@ def _scratch_backbone(
 
 
 class TransformerClassifier(nn.Module):
-    """Encoder -> CLS vector -> Dropout -> Linear(H, H/2) -> ReLU -> Dropout -> Linear(H/2, 2)."""
+    """Encoder -> CLS vector -> Dropout -> Linear(H, H/2) -> ReLU -> Dropout -> Linear(H/2, 2).
 
-    def __init__(self, encoder: nn.Module, dropout: float = 0.1) -> None:
+    With ``code_features`` (the original's ``--use-code-features``), the batch's 10 hand-crafted
+    features (:mod:`streamguard.models.code_features`) go through Linear(10, H), are concatenated
+    with the CLS vector, and Linear(2H, H) -> ReLU -> Dropout gives the vector the head (and
+    fusion, through ``encode``) sees.
+    """
+
+    def __init__(self, encoder: nn.Module, dropout: float = 0.1, code_features: bool = False) -> None:
         super().__init__()
         self.encoder = encoder
         hidden = int(encoder.config.hidden_size)
         self.embedding_dim = hidden
         self.dropout_p = float(dropout)
+        self.uses_code_features = bool(code_features)
+        if self.uses_code_features:
+            from streamguard.models.code_features import NUM_CODE_FEATURES
+
+            self.code_projection = nn.Linear(NUM_CODE_FEATURES, hidden)
+            self.code_merge = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Dropout(dropout))
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Sequential(
             nn.Linear(hidden, hidden // 2), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden // 2, 2)
         )
 
     def encode(self, batch: Mapping[str, Any]) -> torch.Tensor:
-        """The CLS (first token) vector of the last layer: [B, H]."""
+        """The CLS (first token) vector of the last layer, merged with the code features when on: [B, H]."""
         output = self.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        return output.last_hidden_state[:, 0]
+        cls = output.last_hidden_state[:, 0]
+        if not self.uses_code_features:
+            return cls
+        if "code_features" not in batch:
+            raise ValueError("this transformer was trained with code_features: build its batches with them (TokenizedDataset(code_features=...))")
+        features = self.code_projection(batch["code_features"].to(cls.dtype))
+        return self.code_merge(torch.cat([cls, features], dim=-1))
 
     def forward(self, batch: Mapping[str, Any]) -> torch.Tensor:
         return self.head(self.dropout(self.encode(batch)))
@@ -242,6 +260,7 @@ class TokenizedDataset(Dataset):
         labels: Sequence[int],
         tokenizer: Any,
         max_length: int,
+        code_features: Any = None,
     ) -> None:
         if not (len(idx) == len(texts) == len(labels)):
             raise ValueError(f"idx, texts and labels differ in length: {len(idx)}, {len(texts)}, {len(labels)}")
@@ -250,12 +269,18 @@ class TokenizedDataset(Dataset):
         encoded = tokenizer([str(text) for text in texts], truncation=True, max_length=int(max_length), padding=False) if len(texts) else {"input_ids": []}
         self.input_ids: list[list[int]] = [list(ids) for ids in encoded["input_ids"]]
         self.lengths = [len(ids) for ids in self.input_ids]
+        self.code_features = None if code_features is None else torch.as_tensor(code_features, dtype=torch.float32)
+        if self.code_features is not None and len(self.code_features) != len(self.idx):
+            raise ValueError(f"{len(self.code_features)} code feature rows for {len(self.idx)} functions")
 
     def __len__(self) -> int:
         return len(self.idx)
 
     def __getitem__(self, position: int) -> dict[str, Any]:
-        return {"idx": self.idx[position], "input_ids": self.input_ids[position], "label": self.labels[position]}
+        item = {"idx": self.idx[position], "input_ids": self.input_ids[position], "label": self.labels[position]}
+        if self.code_features is not None:
+            item["code_features"] = self.code_features[position]
+        return item
 
 
 def make_token_collate(pad_id: int, pad_to_multiple_of: int | None = 8) -> Callable[[list[dict]], dict[str, torch.Tensor]]:
@@ -263,12 +288,15 @@ def make_token_collate(pad_id: int, pad_to_multiple_of: int | None = 8) -> Calla
 
     def collate(items: list[dict]) -> dict[str, torch.Tensor]:
         input_ids, attention_mask = pad_token_batch([item["input_ids"] for item in items], pad_id, pad_to_multiple_of)
-        return {
+        batch = {
             "input_ids": input_ids,
             "attention_mask": attention_mask,
             "labels": torch.tensor([item["label"] for item in items], dtype=torch.long),
             "idx": torch.tensor([item["idx"] for item in items], dtype=torch.long),
         }
+        if items and "code_features" in items[0]:
+            batch["code_features"] = torch.stack([item["code_features"] for item in items])
+        return batch
 
     return collate
 
@@ -291,7 +319,7 @@ def export_transformer(model: TransformerClassifier, tokenizer: Any, backbone_in
         "backbone_info": dict(backbone_info),
         "encoder_config": encoder.config.to_dict(),
         "encoder_kwargs": encoder_kwargs,
-        "head_config": {"dropout": model.dropout_p, "hidden_size": model.embedding_dim},
+        "head_config": {"dropout": model.dropout_p, "hidden_size": model.embedding_dim, "code_features": model.uses_code_features},
         "tokenizer_files": tokenizer_files,
         "state_dict": {key: value.detach().to("cpu", copy=True) for key, value in model.state_dict().items()},
     }
@@ -304,7 +332,8 @@ def rebuild_transformer(exported: Mapping[str, Any]) -> tuple[TransformerClassif
     config_dict = dict(exported["encoder_config"])
     config = CONFIG_MAPPING[config_dict["model_type"]].from_dict(config_dict)
     encoder = AutoModel.from_config(config, **dict(exported.get("encoder_kwargs") or {}))
-    model = TransformerClassifier(encoder, dropout=float(exported.get("head_config", {}).get("dropout", 0.1)))
+    head = exported.get("head_config", {})
+    model = TransformerClassifier(encoder, dropout=float(head.get("dropout", 0.1)), code_features=bool(head.get("code_features", False)))
     model.load_state_dict(exported["state_dict"])
     with tempfile.TemporaryDirectory() as directory:
         for name, content in exported["tokenizer_files"].items():

@@ -74,7 +74,7 @@ def _branch_inputs(
         if pad_to_multiple_of == "checkpoint":
             pad_to_multiple_of = checkpoint["config"]["training"].get("pad_to_multiple_of")
         collate = make_token_collate(tokenizer.pad_token_id, pad_to_multiple_of)
-        return None, (model, _token_dataset(frame, tokenizer, max_length), collate)
+        return None, (model, _token_dataset(frame, tokenizer, max_length, model.uses_code_features), collate)
     from streamguard.models.gnn import collate_graphs
     from streamguard.tracks.gnn import _examples, gnn_embeddings, load_gnn
 

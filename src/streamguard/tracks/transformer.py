@@ -11,11 +11,17 @@ from streamguard.training.distributed import data_parallel_track
 from streamguard.tracks.common import build_checkpoint, cached_build, fit_with_resume, require_track, resolve_lr, train_config
 
 
-def _token_dataset(frame: pd.DataFrame, tokenizer: Any, max_length: int):
+def _token_dataset(frame: pd.DataFrame, tokenizer: Any, max_length: int, code_features: bool = False):
+    """Tokenised rows of ``frame``, with the 10 hand-crafted code features when the model uses them."""
     from streamguard.models.transformer import TokenizedDataset
 
+    features = None
+    if code_features:
+        from streamguard.models.code_features import code_feature_matrix
+
+        features = code_feature_matrix(frame["func"].tolist())
     return TokenizedDataset(
-        frame["idx"].tolist(), frame["func"].tolist(), frame["target"].tolist(), tokenizer, max_length
+        frame["idx"].tolist(), frame["func"].tolist(), frame["target"].tolist(), tokenizer, max_length, features
     )
 
 
@@ -50,10 +56,10 @@ def train_transformer(
         vocab_size=int(params.get("vocab_size", 8000)),
         max_length=int(params["max_length"]),
     )
-    model = TransformerClassifier(encoder, dropout=float(params["dropout"]))
+    model = TransformerClassifier(encoder, dropout=float(params["dropout"]), code_features=bool(params.get("code_features", False)))
     max_length = int(info["max_length"])
-    train_set = _token_dataset(train, tokenizer, max_length)
-    valid_set = _token_dataset(valid, tokenizer, max_length)
+    train_set = _token_dataset(train, tokenizer, max_length, model.uses_code_features)
+    valid_set = _token_dataset(valid, tokenizer, max_length, model.uses_code_features)
     collate = make_token_collate(tokenizer.pad_token_id, config.pad_to_multiple_of)
     data = {"train": train, "valid": valid}
     config, lr_info = resolve_lr(config, model, train_set, collate, track="transformer", seed=seed, params=params, data=data)
@@ -93,7 +99,7 @@ def transformer_logits(checkpoint: Mapping[str, Any], frame: pd.DataFrame, batch
     from streamguard.training import predict_logits
 
     model, tokenizer, max_length = load_transformer(checkpoint)
-    dataset = _token_dataset(frame, tokenizer, max_length)
+    dataset = _token_dataset(frame, tokenizer, max_length, model.uses_code_features)
     pad_multiple = checkpoint["config"]["training"].get("pad_to_multiple_of")
     idx, labels, logits = predict_logits(
         model, dataset, make_token_collate(tokenizer.pad_token_id, pad_multiple), batch_size=batch_size
@@ -107,7 +113,7 @@ def transformer_embeddings(checkpoint: Mapping[str, Any], frame: pd.DataFrame, b
     from streamguard.training import embed
 
     model, tokenizer, max_length = load_transformer(checkpoint)
-    dataset = _token_dataset(frame, tokenizer, max_length)
+    dataset = _token_dataset(frame, tokenizer, max_length, model.uses_code_features)
     pad_multiple = checkpoint["config"]["training"].get("pad_to_multiple_of")
     _, _, embeddings = embed(model, dataset, make_token_collate(tokenizer.pad_token_id, pad_multiple), batch_size=batch_size)
     return embeddings
