@@ -7,12 +7,18 @@
   regular file, a read-only mount) fails at its first save, after the nodes before it ran, and
   Kedro words it as a versioning clash ("Cannot save versioned dataset ... because a file with the
   same name already exists"). This hook checks every file output of the pipeline up front.
+* ``TrackingProbeHooks`` also closes what a killed run left open: a ``kedro run`` that is killed
+  leaves its MLflow run RUNNING forever. Each run tags itself with its host and process id; the
+  next run marks RUNNING runs of the experiment whose process on this host is gone as KILLED,
+  with a ``streamguard.killed`` tag saying so (runs of other hosts or of live processes are left
+  alone). Resume is unaffected: it reads the training states on disk, not MLflow.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -40,6 +46,42 @@ def tracking_uri_from_context(context: Any) -> str | None:
     return str(uri) if uri else os.environ.get("MLFLOW_TRACKING_URI")
 
 
+PID_TAG, HOST_TAG, KILLED_TAG = "streamguard.pid", "streamguard.host", "streamguard.killed"
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine (one we may not signal counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def mark_killed_runs(client: Any, experiment_id: str, current_run_id: str | None = None) -> list[str]:
+    """Mark RUNNING runs whose process (per their host/pid tags) is gone from this host as KILLED; returns their ids."""
+    host = socket.gethostname()
+    killed = []
+    for run in client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000):
+        tags = run.data.tags
+        if run.info.run_id == current_run_id or tags.get(HOST_TAG) != host or not str(tags.get(PID_TAG, "")).isdigit():
+            continue
+        pid = int(tags[PID_TAG])
+        if pid == os.getpid() or process_alive(pid):
+            continue
+        client.set_tag(run.info.run_id, KILLED_TAG, f"process {pid} on {host} ended without closing this run; marked KILLED by the next run")
+        client.set_terminated(run.info.run_id, status="KILLED")
+        killed.append(run.info.run_id)
+    if killed:
+        logger.warning(
+            "marked %d MLflow run(s) left RUNNING by a killed `kedro run` as KILLED: %s (a re-run resumes from the saved training states)",
+            len(killed), ", ".join(killed),
+        )
+    return killed
+
+
 class TrackingProbeHooks:
     @hook_impl(tryfirst=True)
     def after_context_created(self, context: Any) -> None:
@@ -47,6 +89,19 @@ class TrackingProbeHooks:
         if mlflow is not None and mlflow.active_run() is not None:
             return  # kedro-mlflow reuses the caller's run and ignores mlflow.yml
         probe_tracking_uri(tracking_uri_from_context(context))
+
+    @hook_impl(trylast=True)  # after kedro-mlflow's hook has started this run
+    def before_pipeline_run(self, run_params: dict, pipeline: Any, catalog: Any) -> None:
+        import mlflow
+
+        run = mlflow.active_run()
+        if run is None:
+            return
+        try:
+            mark_killed_runs(mlflow.MlflowClient(), run.info.experiment_id, run.info.run_id)
+        except Exception as error:  # tidying up old runs must never stop this one
+            logger.warning("could not check for MLflow runs left RUNNING by killed runs: %s", error)
+        mlflow.set_tags({PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()})
 
 
 class OutputLocationError(OSError):
