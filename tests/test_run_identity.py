@@ -70,3 +70,25 @@ def test_two_preset_runs_and_a_default_run_are_told_apart_in_mlflow(tmp_path: Pa
     assert high_recall["preset"] == "fusion_high_recall" and high_recall["preset.fusion"] == "fusion_high_recall"
     assert high_recall["kedro_command"] == "kedro run --pipelines=data_processing --params=preset=fusion_high_recall"
     assert high_recall["runner"] == "SequentialRunner"
+
+
+def test_an_ensemble_run_is_tagged_with_the_presets_its_models_were_trained_with() -> None:
+    from streamguard.hooks import _presets_trained_earlier
+
+    class Pipeline:
+        def inputs(self):
+            return {"fusion.seed_0.valid_logits", "fusion.seed_1.valid_logits", "baseline.seed_0.valid_logits", "params:sweep"}
+
+        def all_outputs(self):
+            return {"fusion.ensemble_metrics"}
+
+    class Catalog:
+        files = {"fusion.seed_0.metrics": {"preset": "fusion_high_recall"}, "baseline.seed_0.metrics": {"preset": None}}
+
+        def exists(self, name):
+            return name in self.files
+
+        def load(self, name):
+            return self.files[name]
+
+    assert _presets_trained_earlier(Pipeline(), Catalog()) == {"fusion": "fusion_high_recall (trained earlier)"}

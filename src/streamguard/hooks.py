@@ -32,8 +32,29 @@ class PresetHooks:
             return
         from streamguard.tracking import run_identity
 
-        name, tags = run_identity(run_params, self._track_presets, started=time.time())
+        name, tags = run_identity(run_params, {**self._track_presets, **_presets_trained_earlier(pipeline, catalog)}, started=time.time())
         mlflow.set_tags({**tags, "mlflow.runName": name})
+
+
+def _presets_trained_earlier(pipeline: Any, catalog: Any) -> dict[str, str]:
+    """For tracks whose seeds this run reads but does not train (an ``ensemble`` run), the preset
+    their models were trained with (from the seed's metrics.json), not this run's parameters."""
+    import re
+
+    outputs = pipeline.all_outputs()
+    found: dict[str, str] = {}
+    for name in sorted(pipeline.inputs()):
+        match = re.fullmatch(r"(\w+)\.seed_(\d+)\.\w+", name)
+        if not match or match.group(1) in found or f"{match.group(1)}.seed_{match.group(2)}.checkpoint" in outputs:
+            continue
+        metrics = f"{match.group(1)}.seed_{match.group(2)}.metrics"
+        try:
+            preset = catalog.load(metrics).get("preset") if catalog.exists(metrics) else None
+        except Exception:  # an unreadable metrics file: the tag falls back to this run's parameters
+            preset = None
+        if preset:
+            found[match.group(1)] = f"{preset} (trained earlier)"
+    return found
 
 
 class DataReportHooks:
