@@ -56,3 +56,15 @@ def test_track_pipelines_give_kedro_no_type_hint_warnings(caplog) -> None:
             for node in pipeline.nodes:
                 extractor._extract_types_from_node(node)
     assert not [record.getMessage() for record in caplog.records if "Could not extract type hints" in record.getMessage()]
+
+
+def test_warnings_routed_through_logging_are_filtered_too() -> None:
+    """Kedro's logging.captureWarnings turns warnings into records of the ``py.warnings`` logger."""
+    from streamguard.quiet import silence_known_warnings
+
+    silence_known_warnings()
+    logger = logging.getLogger("py.warnings")
+    harmless = logger.makeRecord("py.warnings", logging.WARNING, "x.py", 1, "%s", ("/x/omegaconf_config.py:701: UserWarning: register_new_resolver() is deprecated and will be removed",), None)
+    real = logger.makeRecord("py.warnings", logging.WARNING, "x.py", 1, "%s", ("/x/a.py:1: UserWarning: a real problem",), None)
+    assert not logger.filter(harmless)
+    assert logger.filter(real)

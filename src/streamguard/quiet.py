@@ -36,14 +36,14 @@ _KNOWN = re.compile("|".join(f"(?:{message})" for message, _ in KNOWN_HARMLESS_W
 
 
 def is_known_harmless(message: object) -> bool:
-    return _KNOWN.match(str(message)) is not None
+    return _KNOWN.search(str(message)) is not None
 
 
 class _KnownWarningsFilter(logging.Filter):
     """For Kedro's ``logging.captureWarnings``: warnings arrive as records of the ``py.warnings`` logger."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not is_known_harmless(record.getMessage().split(": ", 1)[-1])
+        return not is_known_harmless(record.getMessage())
 
 
 def silence_known_warnings() -> None:
