@@ -271,12 +271,15 @@ def compute_metrics(
     full_best = _best_row(_f1_rows(labels, probs, FULL_RANGE))
     at_edge = spec.start < spec.stop and sweep_best["threshold"] in (spec.start, spec.stop)
     if at_edge:
+        better = full_best["f1"] > sweep_best["f1"]
         logger.warning(
-            "the validation-chosen threshold %.2f sits on the edge of the %.2f-%.2f sweep (F1 %.4f), so the optimum "
-            "may lie outside it: over 0.01-0.99 the best is %.2f (F1 %.4f). %s",
-            sweep_best["threshold"], spec.start, spec.stop, sweep_best["f1"], full_best["threshold"], full_best["f1"],
-            "It is the one used (sweep.choose_from=full_range)." if spec.choose_from == "full_range"
-            else "Set sweep.choose_from=full_range to use it.",
+            "the validation-chosen threshold %.2f sits on the edge of the %.2f-%.2f sweep (F1 %.4f): %s %.2f (F1 %.4f). %s",
+            sweep_best["threshold"], spec.start, spec.stop, sweep_best["f1"],
+            "the optimum lies outside it, over 0.01-0.99 the best is" if better
+            else "no threshold outside it does better (over 0.01-0.99 the first best is",
+            full_best["threshold"], full_best["f1"],
+            ("It is the one used (sweep.choose_from=full_range)." if spec.choose_from == "full_range"
+             else "Set sweep.choose_from=full_range to use it.") if better else "",
         )
     best = full_best if spec.choose_from == "full_range" else sweep_best
     threshold = best["threshold"]

@@ -27,7 +27,8 @@ def test_threshold_on_the_lower_edge_is_flagged_with_a_warning(caplog):
     assert metrics["threshold_at_sweep_edge"] is True
     assert metrics["best_threshold_full_range"] == 0.11
     assert metrics["f1_at_best_threshold_full_range"] == 0.8 == metrics["f1_at_best_threshold_in_sweep"]
-    assert "edge of the 0.30-0.70 sweep" in caplog.text and "sweep.choose_from=full_range" in caplog.text
+    # Same F1 outside the sweep: flagged, but the warning does not claim a better optimum.
+    assert "edge of the 0.30-0.70 sweep" in caplog.text and "no threshold outside it does better" in caplog.text
     flat = flatten_for_mlflow(metrics, "transformer.seed_0")
     assert flat["transformer.seed_0.threshold_at_sweep_edge"] == 1.0  # a 0/1 metric, filterable in the MLflow UI
     assert flat["transformer.seed_0.best_threshold_full_range"] == 0.11
@@ -40,6 +41,7 @@ def test_upper_edge_is_flagged_and_an_inside_optimum_is_not(caplog):
     assert upper["best_threshold_by_f1"] == 0.7
     assert upper["threshold_at_sweep_edge"] is True
     assert upper["best_threshold_full_range"] == 0.76 and upper["f1_at_best_threshold_full_range"] == 1.0
+    assert "the optimum lies outside it" in caplog.text and "Set sweep.choose_from=full_range to use it" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="streamguard.metrics"):
         inside = compute_metrics(EDGE_LABELS, INSIDE_PROBS)
