@@ -127,7 +127,7 @@ def test_the_node_writes_the_report_logs_it_and_names_it(tmp_path, monkeypatch):
     report = json.loads((tmp_path / "gnn" / "seed_0" / "collapse_report.json").read_text())
     assert report["run"] == "gnn.seed_0" and report["epochs"] == [2, 3] and report["predicted_class"] == "safe"
     text = (tmp_path / "gnn" / "seed_0" / "collapse_report.txt").read_text()
-    assert "Remedies:" in text and "lower the learning rate" in text
+    assert "Remedies:" in text and "change the learning rate" in text
     assert str(tmp_path / "gnn" / "seed_0" / "collapse_report.txt") in str(caught.value)
     assert artifacts == ["gnn/seed_0/collapse_report.json", "gnn/seed_0/collapse_report.txt"]
     # A later run of the seed that trains normally removes the stale report.

@@ -47,7 +47,8 @@ def remedies(config: Any, predicted: str) -> list[str]:
     if config.loss == "focal":
         items.append(f"use loss=ce, or a smaller focal_gamma (now {config.focal_gamma}).")
     items += [
-        f"lower the learning rate (lr now {config.lr}) or raise warmup_ratio (now {config.warmup_ratio}).",
+        f"change the learning rate (lr now {config.lr}): too high and the model jumps to one class, too low and it "
+        f"stays at its initial bias (lr=auto runs a range test); or raise warmup_ratio (now {config.warmup_ratio}).",
         "check the labels: both classes must be present in train and valid, with the right meaning of 1.",
         "train longer before judging (raise collapse_check_from_epoch), or set collapse_check_from_epoch=0 to turn "
         "the check off when the validation ROC-AUC shows the ranking is still improving.",
