@@ -171,6 +171,43 @@ def test_ensemble_report_without_baseline_logits_says_how_to_add_them(full_run: 
     assert "beats baseline" not in (project / "data/08_reporting/final_report.md").read_text()
 
 
+def test_final_report_has_a_stacked_row_and_intervals_against_the_baseline(full_run: Path):
+    stacked = read_json(full_run / "data/08_reporting/stacked/ensemble_metrics.json")
+    assert stacked["enabled"] and stacked["inputs"] == ["baseline", *TRACKS]
+    assert set(stacked["coefficients"]) == {"baseline", *TRACKS}
+    vs = stacked["vs_baseline"]
+    assert vs["low"] <= vs["delta"] <= vs["high"]
+    table = pd.read_csv(full_run / "data/08_reporting/final_report.csv").set_index(["track", "model"])
+    assert table.loc[("stacked", "ensemble"), "test_roc_auc"] == pytest.approx(stacked["test"]["roc_auc"])
+    assert table.loc[("stacked", "ensemble"), "roc_auc_delta"] == pytest.approx(vs["delta"])
+    for track in TRACKS:
+        low, delta, high = (table.loc[(track, "ensemble"), key] for key in ("roc_auc_delta_low", "roc_auc_delta", "roc_auc_delta_high"))
+        assert low <= delta <= high
+    markdown = (full_run / "data/08_reporting/final_report.md").read_text()
+    assert "ROC-AUC - baseline [95 % CI]" in markdown and "| stacked | ensemble |" in markdown
+    assert "paired-bootstrap 95 % interval" in markdown
+
+
+def test_one_track_ensemble_refreshes_that_track_and_reports_what_exists(full_run: Path, tmp_path: Path, caplog):
+    project = make_project_copy(tmp_path / "one_track")
+    shutil.copytree(full_run / "data", project / "data")
+    for track in ("transformer", "fusion"):  # never trained nor ensembled in this copy
+        for layer in ("07_model_output", "08_reporting", "06_models"):
+            shutil.rmtree(project / f"data/{layer}/{track}")
+    (project / "data/08_reporting/gnn/ensemble_metrics.json").unlink()
+    with caplog.at_level("WARNING"):
+        run_kedro(project, pipeline="ensemble_gnn")
+    assert read_json(project / "data/08_reporting/gnn/ensemble_metrics.json")["test"] == read_json(
+        full_run / "data/08_reporting/gnn/ensemble_metrics.json"
+    )["test"]
+    table = pd.read_csv(project / "data/08_reporting/final_report.csv")
+    assert set(table["track"]) == {"baseline", "gnn", "stacked"}
+    assert "leaves out transformer" in caplog.text and "leaves out fusion" in caplog.text
+    assert read_json(project / "data/08_reporting/stacked/ensemble_metrics.json")["inputs"] == ["baseline", "gnn"]
+    with pytest.raises(Exception, match="ensemble_<track>"):
+        run_kedro(project, pipeline="ensemble_gnn", runtime_params={"ensemble": {"tracks": "fusion"}})
+
+
 def test_ensemble_recompute_rebuilds_missing_logits_from_the_checkpoint(full_run: Path, tmp_path: Path, caplog):
     project = make_project_copy(tmp_path / "recompute")
     shutil.copytree(full_run / "data", project / "data")

@@ -15,7 +15,8 @@ class MetricsDataset(AbstractDataset[dict, dict]):
     """Saves a metrics dict as JSON and logs its scalars (and the file) to the active MLflow run.
 
     ``mlflow_prefix`` names the metrics (``transformer.seed_0.test.f1``) and the artifact folder;
-    dataset factories fill it from the entry name.
+    dataset factories fill it from the entry name. With ``allow_missing`` a file that does not
+    exist loads as None (the final report then leaves that track or seed out and says so).
     """
 
     def __init__(
@@ -23,17 +24,21 @@ class MetricsDataset(AbstractDataset[dict, dict]):
         filepath: str,
         mlflow_prefix: str = "",
         log_to_mlflow: bool = True,
+        allow_missing: bool = False,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         self._filepath = Path(filepath)
+        self._allow_missing = allow_missing
         self._prefix = mlflow_prefix
         self._log_to_mlflow = log_to_mlflow
         self.metadata = metadata
 
-    def load(self) -> dict:
+    def load(self) -> dict | None:
         try:
             return json.loads(self._filepath.read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
+            if self._allow_missing:
+                return None
             raise DatasetError(f"{self._filepath} does not exist yet: run the pipeline that writes it.") from exc
         except json.JSONDecodeError as exc:
             raise DatasetError(

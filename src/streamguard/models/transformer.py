@@ -301,9 +301,8 @@ def make_token_collate(pad_id: int, pad_to_multiple_of: int | None = 8) -> Calla
     return collate
 
 
-def export_transformer(model: TransformerClassifier, tokenizer: Any, backbone_info: Mapping[str, Any]) -> dict[str, Any]:
-    """Everything needed to rebuild the model offline, as plain types and tensors (weights-only loadable)."""
-    encoder = model.encoder
+def _tokenizer_files(tokenizer: Any) -> dict[str, Any]:
+    """The tokenizer's saved files as text (or uint8 tensors for binary ones): weights-only loadable."""
     with tempfile.TemporaryDirectory() as directory:
         tokenizer.save_pretrained(directory)
         tokenizer_files = {}
@@ -314,27 +313,60 @@ def export_transformer(model: TransformerClassifier, tokenizer: Any, backbone_in
                     tokenizer_files[path.relative_to(directory).as_posix()] = data.decode("utf-8")
                 except UnicodeDecodeError:  # e.g. a sentencepiece model: stored as a uint8 tensor
                     tokenizer_files[path.relative_to(directory).as_posix()] = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+    return tokenizer_files
+
+
+def _cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {key: value.detach().to("cpu", copy=True) for key, value in module.state_dict().items()}
+
+
+def export_encoder(encoder: nn.Module, tokenizer: Any, backbone_info: Mapping[str, Any]) -> dict[str, Any]:
+    """An encoder and its tokenizer (e.g. after MLM pretraining) as plain types and tensors."""
     encoder_kwargs = {"add_pooling_layer": False} if hasattr(encoder, "pooler") and encoder.pooler is None else {}
     return {
         "backbone_info": dict(backbone_info),
         "encoder_config": encoder.config.to_dict(),
         "encoder_kwargs": encoder_kwargs,
-        "head_config": {"dropout": model.dropout_p, "hidden_size": model.embedding_dim, "code_features": model.uses_code_features},
-        "tokenizer_files": tokenizer_files,
-        "state_dict": {key: value.detach().to("cpu", copy=True) for key, value in model.state_dict().items()},
+        "tokenizer_files": _tokenizer_files(tokenizer),
+        "encoder_state_dict": _cpu_state(encoder),
     }
 
 
-def rebuild_transformer(exported: Mapping[str, Any]) -> tuple[TransformerClassifier, PreTrainedTokenizerFast]:
-    """Inverse of :func:`export_transformer`: same architecture, weights and tokenizer, no download."""
-    from transformers import CONFIG_MAPPING, AutoModel, AutoTokenizer
+def export_transformer(model: TransformerClassifier, tokenizer: Any, backbone_info: Mapping[str, Any]) -> dict[str, Any]:
+    """Everything needed to rebuild the model offline, as plain types and tensors (weights-only loadable)."""
+    exported = export_encoder(model.encoder, tokenizer, backbone_info)
+    del exported["encoder_state_dict"]  # the classifier's state dict holds the encoder's weights
+    return {
+        **exported,
+        "head_config": {"dropout": model.dropout_p, "hidden_size": model.embedding_dim, "code_features": model.uses_code_features},
+        "state_dict": _cpu_state(model),
+    }
+
+
+def rebuild_encoder(exported: Mapping[str, Any]) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
+    """Inverse of :func:`export_encoder` (weights loaded when the export holds them), no download."""
+    from transformers import CONFIG_MAPPING, AutoModel
 
     config_dict = dict(exported["encoder_config"])
     config = CONFIG_MAPPING[config_dict["model_type"]].from_dict(config_dict)
     encoder = AutoModel.from_config(config, **dict(exported.get("encoder_kwargs") or {}))
+    if "encoder_state_dict" in exported:
+        encoder.load_state_dict(exported["encoder_state_dict"])
+    return encoder, _rebuild_tokenizer(exported)
+
+
+def rebuild_transformer(exported: Mapping[str, Any]) -> tuple[TransformerClassifier, PreTrainedTokenizerFast]:
+    """Inverse of :func:`export_transformer`: same architecture, weights and tokenizer, no download."""
+    encoder, tokenizer = rebuild_encoder(exported)
     head = exported.get("head_config", {})
     model = TransformerClassifier(encoder, dropout=float(head.get("dropout", 0.1)), code_features=bool(head.get("code_features", False)))
     model.load_state_dict(exported["state_dict"])
+    return model.eval(), tokenizer
+
+
+def _rebuild_tokenizer(exported: Mapping[str, Any]) -> PreTrainedTokenizerFast:
+    from transformers import AutoTokenizer
+
     with tempfile.TemporaryDirectory() as directory:
         for name, content in exported["tokenizer_files"].items():
             path = Path(directory) / name
@@ -345,4 +377,55 @@ def rebuild_transformer(exported: Mapping[str, Any]) -> tuple[TransformerClassif
                 path.write_bytes(bytes(content.numpy().tobytes()))
         tokenizer = AutoTokenizer.from_pretrained(directory)
     tokenizer.model_max_length = int(exported["backbone_info"]["max_length"])
-    return model.eval(), tokenizer
+    return tokenizer
+
+
+class MaskedLMObjective(nn.Module):
+    """A ``*ForMaskedLM`` model as the shared loop expects a model: ``forward(batch)`` gives the
+    vocabulary logits of the masked positions only, matching the collate's flat ``labels``.
+
+    Scoring only the ~15 % masked positions keeps the LM head (hidden x vocabulary) cheap.
+    """
+
+    def __init__(self, mlm_model: nn.Module) -> None:
+        super().__init__()
+        self.mlm = mlm_model
+
+    @property
+    def encoder(self) -> nn.Module:
+        return self.mlm.base_model
+
+    def forward(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        hidden = self.mlm.base_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        masked = batch["mlm_labels"] != -100
+        return self.mlm.lm_head(hidden[masked])
+
+
+def make_mlm_collate(tokenizer: Any, mlm_probability: float = 0.15, pad_to_multiple_of: int | None = 8, seed: int | None = None):
+    """Collate for :class:`TokenizedDataset` items: transformers' MLM masking (80/10/10), dynamic padding.
+
+    ``labels`` holds the original ids of the masked positions only (flat), ``mlm_labels`` the full
+    [B, T] labels with -100 elsewhere. ``seed`` fixes the masks (validation); None uses torch's
+    global generator, seeded by the loop.
+    """
+    from transformers import DataCollatorForLanguageModeling
+
+    masker = DataCollatorForLanguageModeling(
+        tokenizer, mlm=True, mlm_probability=float(mlm_probability), pad_to_multiple_of=pad_to_multiple_of, seed=seed
+    )
+
+    def collate(items: list[dict]) -> dict[str, torch.Tensor]:
+        batch = masker([{"input_ids": item["input_ids"]} for item in items])
+        labels = batch["labels"]
+        if bool((labels == -100).all()):  # nothing drawn (tiny batch): mask one token so the loss is defined
+            labels[0, 1] = batch["input_ids"][0, 1]
+            batch["input_ids"][0, 1] = tokenizer.mask_token_id
+        return {
+            "input_ids": batch["input_ids"],
+            "attention_mask": (batch["input_ids"] != tokenizer.pad_token_id).long() if "attention_mask" not in batch else batch["attention_mask"],
+            "mlm_labels": labels,
+            "labels": labels[labels != -100],
+            "idx": torch.tensor([item["idx"] for item in items], dtype=torch.long),
+        }
+
+    return collate

@@ -34,11 +34,14 @@ def train_transformer(
     seed: int,
     on_epoch_end: Callable[[dict], None] | None = None,
     resume: Any = None,
+    pretrained: Mapping[str, Any] | None = None,
 ) -> tuple[dict, list[dict]]:
     """Build the backbone (training the BPE tokenizer on ``train`` for tiny/small), fit, export.
 
     ``resume`` (a :class:`streamguard.training.resume.ResumeStore`) saves a resumable state every
-    epoch and continues from the newest good one saved with the same config and data.
+    epoch and continues from the newest good one saved with the same config and data. With
+    ``init_from: pretraining`` the encoder and tokenizer come from ``pretrained`` (the
+    ``pretraining`` pipeline's MLM checkpoint) instead of a fresh initialisation.
     """
     from streamguard.models.transformer import (
         TransformerClassifier,
@@ -50,12 +53,25 @@ def train_transformer(
 
     config = train_config(params, seed)
     seed_everything(seed)
-    tokenizer, encoder, info = load_backbone(
-        params["model_name"],
-        train_texts=train["func"].tolist(),
-        vocab_size=int(params.get("vocab_size", 8000)),
-        max_length=int(params["max_length"]),
-    )
+    init_from = params.get("init_from")
+    if init_from == "pretraining":
+        if pretrained is None:
+            raise FileNotFoundError(
+                "transformer.init_from=pretraining needs the pretrained encoder (data/06_models/pretraining/encoder.pt): "
+                "run `kedro run --pipeline pretraining` first, or set transformer.init_from=null."
+            )
+        from streamguard.tracks.pretraining import pretrained_backbone
+
+        tokenizer, encoder, info = pretrained_backbone(pretrained)
+    elif init_from is not None:
+        raise ValueError(f"transformer.init_from must be null or 'pretraining', got {init_from!r}")
+    else:
+        tokenizer, encoder, info = load_backbone(
+            params["model_name"],
+            train_texts=train["func"].tolist(),
+            vocab_size=int(params.get("vocab_size", 8000)),
+            max_length=int(params["max_length"]),
+        )
     model = TransformerClassifier(encoder, dropout=float(params["dropout"]), code_features=bool(params.get("code_features", False)))
     max_length = int(info["max_length"])
     train_set = _token_dataset(train, tokenizer, max_length, model.uses_code_features)
@@ -72,6 +88,8 @@ def train_transformer(
         data={"train": train, "valid": valid},
         resume=resume,
         on_epoch_end=on_epoch_end,
+        # A state trained from another pretrained encoder must not be resumed.
+        extra_config={"pretrained_encoder": [pretrained.get("config_hash"), pretrained.get("created_at")]} if init_from else None,
     )
     checkpoint = build_checkpoint(
         "transformer", seed, params, export_transformer(result.model, tokenizer, info), result, metrics_extra=lr_info

@@ -431,6 +431,7 @@ def fit(
     on_epoch_end: Callable[[dict], None] | None = None,
     resume_state: Mapping[str, Any] | None = None,
     save_state: Callable[[dict], None] | None = None,
+    evaluate: Callable[..., dict[str, float]] | None = None,
 ) -> FitResult:
     """Train ``model`` and return it with its best epoch's weights (by ``config.selection_metric``:
     validation ROC-AUC by default, F1 at 0.5 or loss on request; ties keep the earlier epoch).
@@ -440,6 +441,8 @@ def fit(
     resumable snapshot after every epoch and ``resume_state`` continues from one, giving the same
     result (on CPU, bit for bit) as a run that was never interrupted (the tracks wire both to a
     :class:`streamguard.training.resume.ResumeStore` through ``resumable_fit``).
+    ``evaluate(model, valid_loader, device, amp)`` replaces the classification validation for
+    other objectives (masked-language-model pretraining reports ``valid_loss`` and perplexity).
     """
     if config.lr == "auto":
         raise ValueError("lr='auto' is resolved before fit by streamguard.training.lr_finder.resolve_auto_lr (the tracks do it)")
@@ -556,7 +559,7 @@ def fit(
         loader_generator.manual_seed(epoch_seed(config.seed, epoch, stream=1))
         train_stats = trainer.train_epoch(train_loader, epoch)
         train_seconds = time.perf_counter() - started
-        valid_stats = _validate(trainer.eval_model, valid_loader, device, amp)
+        valid_stats = (evaluate or _validate)(trainer.eval_model, valid_loader, device, amp)
         seconds = time.perf_counter() - started
         record: dict[str, Any] = {
             "epoch": epoch,
@@ -575,7 +578,7 @@ def fit(
             record["amp_skipped_steps"] = trainer.amp_overflow_steps
         score = _selection_score(record, config.selection_metric)
         if score > best_score:  # strict: a tie keeps the earlier epoch
-            best_score, best_f1, best_epoch, stale_epochs = score, record["valid_f1"], epoch, 0
+            best_score, best_f1, best_epoch, stale_epochs = score, record.get("valid_f1", float("nan")), epoch, 0
             best_state = _cpu_copy(trainer.eval_model.state_dict())
         else:
             stale_epochs += 1
@@ -584,9 +587,10 @@ def fit(
         history.append(record)
         last_epoch = epoch
         logger.info(
-            "epoch %d/%d: train_loss %.4f valid_loss %.4f valid_f1 %.4f valid_roc_auc %.4f (best %s @ epoch %d) %.1fs",
-            epoch, config.epochs, record["train_loss"], record["valid_loss"], record["valid_f1"],
-            record["valid_roc_auc"], config.selection_metric, best_epoch, seconds,
+            "epoch %d/%d: train_loss %.4f %s (best %s @ epoch %d) %.1fs",
+            epoch, config.epochs, record["train_loss"],
+            " ".join(f"{key} {value:.4f}" for key, value in valid_stats.items() if key.startswith("valid_")),
+            config.selection_metric, best_epoch, seconds,
         )
         if on_epoch_end is not None:
             on_epoch_end(dict(record))

@@ -30,6 +30,16 @@ def ensemble(
     """
     from streamguard.ensemble import ensemble_track, recompute_missing_logits
 
+    configured = params.get("tracks")
+    if isinstance(configured, str):  # `--params ensemble.tracks=fusion` arrives as a string
+        configured = configured.replace(";", " ").replace("+", " ").split()
+    if configured is not None and track not in configured:
+        raise ValueError(
+            f"ensemble.tracks={list(configured)} leaves out {track}, but the ensemble pipeline is built from conf when "
+            f"Kedro starts, so --params cannot change which tracks it runs. Run `kedro run --pipeline ensemble_<track>` "
+            f"(ensemble_transformer, ensemble_gnn, ensemble_fusion) for one track, or set ensemble.tracks in "
+            f"conf/local/parameters_ensemble.yml."
+        )
     per_seed = {seed: {"valid": seed_inputs[f"valid_logits_{seed}"], "test": seed_inputs[f"test_logits_{seed}"]} for seed in seeds}
     if params.get("recompute", False):
         per_seed = recompute_missing_logits(
@@ -59,6 +69,11 @@ def stacked_ensemble(params: dict[str, Any], sweep: dict, **logits: pd.DataFrame
     unknown = [name for name in names if f"valid_{name}" not in logits]
     if unknown:
         raise ValueError(f"ensemble.stacking.inputs names unknown tracks {unknown}; known: {sorted(k[6:] for k in logits if k.startswith('valid_'))}")
+    available = [name for name in names if logits[f"valid_{name}"] is not None and logits[f"test_{name}"] is not None]
+    if len(available) < 2:
+        reason = f"stacking needs two of {names} with valid and test logits; only {available or 'none'} exist"
+        logger.warning("No stacked model: %s.", reason)
+        return {"enabled": False, "reason": reason}, _empty_logits(), _empty_logits()
     metrics, valid, test = stack_tracks(
         {name: logits[f"valid_{name}"] for name in names},
         {name: logits[f"test_{name}"] for name in names},
@@ -94,9 +109,21 @@ def final_report(*inputs: Any, tracks: list[str], seeds: list[int]):
     per_seed, ensembles, test_logits = {}, {}, {}
     position = 0
     for track in tracks:
-        ensembles[track], test_logits[track] = inputs[position], inputs[position + 1]
-        per_seed[track] = list(inputs[position + 2 : position + 2 + len(seeds)])
+        track_ensemble, track_logits = inputs[position], inputs[position + 1]
+        seed_metrics = inputs[position + 2 : position + 2 + len(seeds)]
         position += 2 + len(seeds)
+        missing_seeds = [seed for seed, metrics in zip(seeds, seed_metrics) if metrics is None]
+        if track_ensemble is None or track_logits is None:
+            logger.warning("The final report leaves out %s: it has no ensemble yet (`kedro run --pipeline %s`, then "
+                           "`kedro run --pipeline ensemble_%s`).", track, track, track)
+            continue
+        if missing_seeds:
+            logger.warning("The final report's %s per-seed rows leave out seeds %s: they never ran (`kedro run --pipeline %s`).",
+                           track, missing_seeds, track)
+        ensembles[track], test_logits[track] = track_ensemble, track_logits
+        per_seed[track] = [metrics for metrics in seed_metrics if metrics is not None]
+    if not ensembles:
+        raise ValueError("No track has an ensemble to report: train a track (`kedro run --pipeline gnn`) and ensemble it first.")
     stacked_metrics, stacked_test = inputs[position : position + 2]
     sweep, baseline_valid, baseline_test = inputs[position + 2 : position + 5]
     baseline = None

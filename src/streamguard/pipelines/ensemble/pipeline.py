@@ -63,6 +63,7 @@ def _stacking_node():
 
 
 def _report_node(seeds: list[int]):
+    """The cross-track report: reads every track's files (a track or seed that never ran is left out)."""
     func = partial(final_report, tracks=list(TRACKS), seeds=list(seeds))
     func.__name__ = "final_report"  # type: ignore[attr-defined]
     inputs = []
@@ -75,11 +76,19 @@ def _report_node(seeds: list[int]):
     return node(func, inputs=inputs, outputs=["final_report_table", "final_report", "report_figures"], name="final_report", namespace="ensemble")
 
 
-def create_pipeline(seeds: list[int] = (0,), **kwargs) -> Pipeline:
+def create_pipeline(seeds: list[int] = (0,), tracks: list[str] = TRACKS, **kwargs) -> Pipeline:
+    """Seed ensembles and servable models of ``tracks``, then the stacking and the final report.
+
+    The stacking and the report read the other tracks' ensembles from disk when they exist, so
+    ``kedro run --pipeline ensemble_fusion`` refreshes fusion and leaves the rest as they were.
+    """
+    unknown = [track for track in tracks if track not in TRACKS]
+    if unknown or not tracks:
+        raise ValueError(f"ensemble.tracks must name some of {list(TRACKS)}, got {list(tracks)}")
     return Pipeline(
         [
-            *(_ensemble_node(track, seeds) for track in TRACKS),
-            *(_package_node(track, seeds) for track in TRACKS),
+            *(_ensemble_node(track, seeds) for track in tracks),
+            *(_package_node(track, seeds) for track in tracks),
             _stacking_node(),
             _report_node(seeds),
         ]

@@ -10,7 +10,14 @@ from streamguard.tracking import epoch_logger
 
 
 def train(
-    train_functions: pd.DataFrame, valid_functions: pd.DataFrame, params: dict[str, Any], training_state: Any, collapse_report: Any = None, *, seed: int
+    train_functions: pd.DataFrame,
+    valid_functions: pd.DataFrame,
+    params: dict[str, Any],
+    training_state: Any,
+    collapse_report: Any = None,
+    pretrained_encoder: Any = None,
+    *,
+    seed: int,
 ):
     """Train one seed (resuming from ``training_state``, a ResumeStore); returns the checkpoint dict and the history.
 
@@ -28,6 +35,8 @@ def train(
             seed=seed,
             on_epoch_end=epoch_logger(f"transformer.seed_{seed}"),
             resume=training_state,
+            # A loader (the catalog reads the checkpoint on demand): called only when it is used.
+            pretrained=pretrained_encoder() if params.get("init_from") == "pretraining" and pretrained_encoder else None,
         )
     except TrainingCollapseError as error:  # writes the report (JSON + text, MLflow) and fails naming it
         raise_with_report(error, collapse_report, f"transformer.seed_{seed}")

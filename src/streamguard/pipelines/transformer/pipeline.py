@@ -11,7 +11,7 @@ def _seed_pipeline(seed: int) -> Pipeline:
         [
             node(
                 bind_seed(train, seed),
-                inputs=["train_functions", "valid_functions", "params:transformer", f"transformer.seed_{seed}.training_state", f"transformer.seed_{seed}.collapse_report"],
+                inputs=["train_functions", "valid_functions", "params:transformer", f"transformer.seed_{seed}.training_state", f"transformer.seed_{seed}.collapse_report", "pretraining.encoder"],
                 outputs=["checkpoint", "history"],
                 name="train",
             ),
