@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from toy_data import VectorRows, collate_rows
 from torch import nn
 
 from streamguard.training import TrainConfig, fit
@@ -51,6 +52,10 @@ def test_parameters_move_the_start_and_turn_it_off():
         check_collapse(_history(0.3, 0.0), TrainConfig(collapse_consecutive_epochs=1))
 
 
+def _rows(n: int) -> VectorRows:
+    return VectorRows(n, 4, labels=[i % 2 for i in range(n)])
+
+
 class AlwaysSafe(nn.Module):
     """A model whose bias keeps every prediction 'safe' (lr too small to move it)."""
 
@@ -64,32 +69,14 @@ class AlwaysSafe(nn.Module):
         return self.linear(batch["x"])
 
 
-class Rows(torch.utils.data.Dataset):
-    def __init__(self, n: int) -> None:
-        generator = torch.Generator().manual_seed(0)
-        self.x = torch.randn(n, 4, generator=generator)
-        self.labels = [i % 2 for i in range(n)]
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        return {"x": self.x[i], "labels": self.labels[i], "idx": i}
-
-
-def _collate(items):
-    return {"x": torch.stack([item["x"] for item in items]), "labels": torch.tensor([item["labels"] for item in items]),
-            "idx": torch.tensor([item["idx"] for item in items])}
-
-
 def test_fit_stops_at_the_second_collapsed_epoch():
     config = TrainConfig(epochs=6, lr=1e-9, early_stopping_patience=0, progress=False, device="cpu")
     epochs_seen = []
     with pytest.raises(TrainingCollapseError) as caught:
-        fit(AlwaysSafe(), Rows(32), Rows(16), _collate, config, on_epoch_end=lambda record: epochs_seen.append(record["epoch"]))
+        fit(AlwaysSafe(), _rows(32), _rows(16), collate_rows, config, on_epoch_end=lambda record: epochs_seen.append(record["epoch"]))
     assert epochs_seen == [1, 2, 3]
     assert caught.value.report["epochs"] == [2, 3]
-    result = fit(AlwaysSafe(), Rows(32), Rows(16), _collate, TrainConfig(**{**config.to_dict(), "collapse_check_from_epoch": 0}))
+    result = fit(AlwaysSafe(), _rows(32), _rows(16), collate_rows, TrainConfig(**{**config.to_dict(), "collapse_check_from_epoch": 0}))
     assert len(result.history) == 6 and result.history[-1][RATE_KEY] == 0.0
 
 

@@ -9,32 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from toy_data import VectorRows, collate_rows
 
 from streamguard.training import TrainConfig, fit
 from streamguard.training import lr_finder
 from streamguard.training.lr_finder import resolve_auto_lr
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "base"
-
-
-class Rows(torch.utils.data.Dataset):
-    """Linearly separable rows: the loss falls over a range of rates, then diverges."""
-
-    def __init__(self, n: int) -> None:
-        generator = torch.Generator().manual_seed(n)
-        self.x = torch.randn(n, 6, generator=generator)
-        self.labels = (self.x[:, 0] > 0).long().tolist()
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        return {"x": self.x[i], "labels": self.labels[i], "idx": i}
-
-
-def _collate(items):
-    return {"x": torch.stack([item["x"] for item in items]), "labels": torch.tensor([item["labels"] for item in items]),
-            "idx": torch.tensor([item["idx"] for item in items])}
 
 
 class Net(torch.nn.Module):
@@ -54,14 +35,14 @@ def test_auto_is_a_valid_lr_and_fit_refuses_it_unresolved():
     with pytest.raises(ValueError, match="is not a number"):
         TrainConfig.from_dict({"lr": "fast"})
     with pytest.raises(ValueError, match="resolved before fit"):
-        fit(Net(), Rows(32), Rows(16), _collate, TrainConfig(lr="auto", epochs=1, progress=False))
+        fit(Net(), VectorRows(32, 6), VectorRows(16, 6), collate_rows, TrainConfig(lr="auto", epochs=1, progress=False))
 
 
 def test_range_test_picks_a_rate_restores_the_model_and_caches(tmp_path, monkeypatch):
     config = TrainConfig(lr="auto", batch_size=8, lr_finder_iterations=60, lr_finder_cache_dir=str(tmp_path), device="cpu")
     model = Net()
     before = {name: value.clone() for name, value in model.state_dict().items()}
-    resolved, info = resolve_auto_lr(config, model, Rows(256), _collate, {"track": "toy", "data": "a"}, label="toy.seed_0")
+    resolved, info = resolve_auto_lr(config, model, VectorRows(256, 6), collate_rows, {"track": "toy", "data": "a"}, label="toy.seed_0")
     assert all(torch.equal(before[name], value) for name, value in model.state_dict().items())  # weights restored
     assert 1e-7 < resolved.lr < 1.0 and resolved.lr == info["lr"]
     assert info["cache_hit"] is False and info["iterations_run"] >= 17
@@ -71,15 +52,15 @@ def test_range_test_picks_a_rate_restores_the_model_and_caches(tmp_path, monkeyp
     assert Path(info["plot"]).read_bytes()[:4] == b"\x89PNG"
     # Same key: the cache answers and no range test runs; another key runs one.
     monkeypatch.setattr(lr_finder, "range_test", lambda *a, **k: pytest.fail("range test ran despite a cache hit"))
-    again, info_again = resolve_auto_lr(config, Net(), Rows(256), _collate, {"track": "toy", "data": "a"}, label="toy.seed_1")
+    again, info_again = resolve_auto_lr(config, Net(), VectorRows(256, 6), collate_rows, {"track": "toy", "data": "a"}, label="toy.seed_1")
     assert again.lr == resolved.lr and info_again["cache_hit"] is True
     with pytest.raises(pytest.fail.Exception):
-        resolve_auto_lr(config, Net(), Rows(256), _collate, {"track": "toy", "data": "b"}, label="toy.seed_0")
+        resolve_auto_lr(config, Net(), VectorRows(256, 6), collate_rows, {"track": "toy", "data": "b"}, label="toy.seed_0")
 
 
 def test_numeric_lr_is_left_alone(tmp_path):
     config = TrainConfig(lr=3e-3, lr_finder_cache_dir=str(tmp_path))
-    assert resolve_auto_lr(config, Net(), Rows(16), _collate, {}, label="x") == (config, None)
+    assert resolve_auto_lr(config, Net(), VectorRows(16, 6), collate_rows, {}, label="x") == (config, None)
     assert list(tmp_path.iterdir()) == []
 
 

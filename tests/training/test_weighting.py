@@ -6,6 +6,7 @@ import logging
 
 import pytest
 import torch
+from toy_data import VectorRows, collate_rows
 
 from streamguard.tracks.common import build_checkpoint
 from streamguard.training import TrainConfig, fit
@@ -49,26 +50,13 @@ class Linear(torch.nn.Module):
         return self.linear(batch["x"])
 
 
-class Rows(torch.utils.data.Dataset):
-    def __init__(self, n: int) -> None:
-        self.x = torch.randn(n, 3, generator=torch.Generator().manual_seed(n))
-        self.labels = [int(i % 3 == 0) for i in range(n)]
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        return {"x": self.x[i], "labels": self.labels[i], "idx": i}
-
-
-def _collate(items):
-    return {"x": torch.stack([item["x"] for item in items]), "labels": torch.tensor([item["labels"] for item in items]),
-            "idx": torch.tensor([item["idx"] for item in items])}
+def _rows(n: int) -> VectorRows:
+    return VectorRows(n, 3, labels=[int(i % 3 == 0) for i in range(n)])
 
 
 def test_fit_trains_with_the_adjusted_values_and_records_the_originals_in_checkpoint_and_metrics():
     config = TrainConfig(**TRIPLE, epochs=1, progress=False, device="cpu", collapse_check_from_epoch=0)
-    result = fit(Linear(), Rows(30), Rows(12), _collate, config)
+    result = fit(Linear(), _rows(30), _rows(12), collate_rows, config)
     assert result.state["config"]["focal_gamma"] == 1.5
     assert result.state["config"]["vulnerable_weight_multiplier"] == pytest.approx(1.44)
     # The loss really used the adjusted weights: safe 30/(2*20) = 0.75, vulnerable 30/(2*10) * 1.44 = 2.16.

@@ -125,6 +125,24 @@ def fit_with_resume(
     )
 
 
+def train_seed(label: str, train: Callable[[], tuple[dict, list]], collapse_report: Any = None) -> tuple[dict, list]:
+    """``train()`` for one seed, as every training node runs it: a collapse writes its report through
+    ``collapse_report`` (a CollapseReportDataset's writer) and fails naming it; a seed that trains
+    clears a stale report; the effective hyperparameters become MLflow params ``<label>.effective.*``.
+    """
+    from streamguard.training.collapse import TrainingCollapseError, raise_with_report
+    from streamguard.training.effective import log_effective_params
+
+    try:
+        checkpoint, history = train()
+    except TrainingCollapseError as error:
+        raise_with_report(error, collapse_report, label)
+    if collapse_report is not None:
+        collapse_report.clear()
+    log_effective_params(label, checkpoint["metrics_extra"]["effective_hyperparameters"])
+    return checkpoint, history
+
+
 def resolve_lr(
     config: Any,
     model: Any,

@@ -27,12 +27,12 @@ def train(
     ``training_state`` (a ResumeStore) is where per-epoch resumable states go and are resumed from.
     A collapsed seed (one class predicted for consecutive epochs) writes ``collapse_report`` and fails.
     """
+    from streamguard.tracks.common import train_seed
     from streamguard.tracks.fusion import train_fusion
-    from streamguard.training.collapse import TrainingCollapseError, raise_with_report
-    from streamguard.training.effective import log_effective_params
 
-    try:
-        checkpoint, history = train_fusion(
+    return train_seed(
+        f"fusion.seed_{seed}",
+        lambda: train_fusion(
             transformer_checkpoint,
             gnn_checkpoint,
             {"train": train_functions, "valid": valid_functions},
@@ -41,13 +41,9 @@ def train(
             seed=seed,
             on_epoch_end=epoch_logger(f"fusion.seed_{seed}"),
             resume=training_state,
-        )
-    except TrainingCollapseError as error:  # writes the report (JSON + text, MLflow) and fails naming it
-        raise_with_report(error, collapse_report, f"fusion.seed_{seed}")
-    if collapse_report is not None:
-        collapse_report.clear()
-    log_effective_params(f"fusion.seed_{seed}", checkpoint["metrics_extra"]["effective_hyperparameters"])
-    return checkpoint, history
+        ),
+        collapse_report,
+    )
 
 
 def predict(checkpoint: dict, valid_functions: pd.DataFrame, valid_graphs: list, test_functions: pd.DataFrame, test_graphs: list):

@@ -38,12 +38,12 @@ def train(
 
     A collapsed seed (one class predicted for consecutive epochs) writes ``collapse_report`` and fails.
     """
+    from streamguard.tracks.common import train_seed
     from streamguard.tracks.gnn import train_gnn
-    from streamguard.training.collapse import TrainingCollapseError, raise_with_report
-    from streamguard.training.effective import log_effective_params
 
-    try:
-        checkpoint, history = train_gnn(
+    return train_seed(
+        f"gnn.seed_{seed}",
+        lambda: train_gnn(
             train_graphs,
             train_functions,
             valid_graphs,
@@ -54,13 +54,9 @@ def train(
             transformer_checkpoint=transformer_checkpoint,
             on_epoch_end=epoch_logger(f"gnn.seed_{seed}"),
             resume=training_state,
-        )
-    except TrainingCollapseError as error:  # writes the report (JSON + text, MLflow) and fails naming it
-        raise_with_report(error, collapse_report, f"gnn.seed_{seed}")
-    if collapse_report is not None:
-        collapse_report.clear()
-    log_effective_params(f"gnn.seed_{seed}", checkpoint["metrics_extra"]["effective_hyperparameters"])
-    return checkpoint, history
+        ),
+        collapse_report,
+    )
 
 
 def predict(

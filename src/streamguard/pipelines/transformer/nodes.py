@@ -23,12 +23,12 @@ def train(
 
     A collapsed seed (one class predicted for consecutive epochs) writes ``collapse_report`` and fails.
     """
+    from streamguard.tracks.common import train_seed
     from streamguard.tracks.transformer import train_transformer
-    from streamguard.training.collapse import TrainingCollapseError, raise_with_report
-    from streamguard.training.effective import log_effective_params
 
-    try:
-        checkpoint, history = train_transformer(
+    return train_seed(
+        f"transformer.seed_{seed}",
+        lambda: train_transformer(
             train_functions,
             valid_functions,
             params,
@@ -37,13 +37,9 @@ def train(
             resume=training_state,
             # A loader (the catalog reads the checkpoint on demand): called only when it is used.
             pretrained=pretrained_encoder() if params.get("init_from") == "pretraining" and pretrained_encoder else None,
-        )
-    except TrainingCollapseError as error:  # writes the report (JSON + text, MLflow) and fails naming it
-        raise_with_report(error, collapse_report, f"transformer.seed_{seed}")
-    if collapse_report is not None:
-        collapse_report.clear()
-    log_effective_params(f"transformer.seed_{seed}", checkpoint["metrics_extra"]["effective_hyperparameters"])
-    return checkpoint, history
+        ),
+        collapse_report,
+    )
 
 
 def predict(checkpoint: dict, valid_functions: pd.DataFrame, test_functions: pd.DataFrame):
