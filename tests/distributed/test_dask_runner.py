@@ -1,0 +1,118 @@
+"""The default pipeline on a Dask cluster on loopback gives the sequential runner's metrics files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import make_project_copy
+
+pytestmark = pytest.mark.slow
+
+
+def is_clock_reading(key: str) -> bool:
+    """Keys that measure when or how fast, not what was learnt: they differ between identical runs."""
+    return key == "timestamp" or key.endswith(("seconds", "_per_s"))
+
+
+def without_clock_readings(value):
+    if isinstance(value, dict):
+        return {key: without_clock_readings(item) for key, item in value.items() if not is_clock_reading(key)}
+    if isinstance(value, list):
+        return [without_clock_readings(item) for item in value]
+    return value
+
+
+def metrics_files(project: Path) -> dict[str, dict]:
+    """Every metrics file of a run (per seed, per ensemble, baseline, data report) without clock readings."""
+    root = project / "data" / "08_reporting"
+    return {
+        path.relative_to(root).as_posix(): without_clock_readings(json.loads(path.read_text()))
+        for path in sorted(root.rglob("*.json"))
+        if path.name != "history.json"  # per-epoch curves: wall-clock timings mostly
+    }
+
+
+def assert_same(left, right, where: str) -> None:
+    if isinstance(left, dict):
+        assert isinstance(right, dict) and set(left) == set(right), where
+        for key in left:
+            assert_same(left[key], right[key], f"{where}.{key}")
+    elif isinstance(left, list):
+        assert isinstance(right, list) and len(left) == len(right), where
+        for index, (a, b) in enumerate(zip(left, right)):
+            assert_same(a, b, f"{where}[{index}]")
+    elif isinstance(left, float):
+        assert right == pytest.approx(left, rel=1e-6, abs=1e-9), where
+    else:
+        assert left == right, where
+
+
+def start_gpu_worker(address: str, cwd: Path) -> subprocess.Popen:
+    """A second worker, started as on another machine (`dask worker`), advertising one GPU."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1", "--nworkers", "1",
+         "--resources", "GPU=1", "--host", "127.0.0.1", "--no-dashboard", "--name", "gpu-worker"],
+        cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def test_local_dask_cluster_reproduces_the_sequential_metrics(full_run: Path, tmp_path: Path) -> None:
+    from distributed import Client, LocalCluster
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    from streamguard.runners import DaskRunner
+
+    project = make_project_copy(tmp_path / "dask")  # the same tiny settings as full_run
+    previous = Path.cwd()
+    os.chdir(project)  # workers resolve the catalog's relative paths from their working directory
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{project / 'mlflow.db'}"
+    cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None)
+    worker = start_gpu_worker(cluster.scheduler_address, project)
+    try:
+        with Client(cluster) as client:
+            deadline = time.monotonic() + 120
+            while len(client.scheduler_info()["workers"]) < 2:
+                assert worker.poll() is None and time.monotonic() < deadline, worker.stderr.read() if worker.poll() is not None else "timeout"
+                time.sleep(0.5)
+            gpu_address = next(a for a, w in client.scheduler_info()["workers"].items() if w["resources"].get("GPU"))
+        runner = DaskRunner(address=cluster.scheduler_address)
+        bootstrap_project(project)
+        with KedroSession.create(project_path=project) as session:
+            session.run(runner=runner)
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        cluster.close()
+        os.chdir(previous)
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+    sequential, distributed = metrics_files(full_run), metrics_files(project)
+    assert len(sequential) >= 10 and set(distributed) == set(sequential)
+    for name in sequential:
+        assert_same(sequential[name], distributed[name], name)
+
+    # Both workers took nodes; every training node asked for, and got, the GPU worker.
+    train_nodes = {name for name in runner.placements if name.endswith(".train")}
+    assert len(train_nodes) == 6  # 3 tracks x 2 seeds
+    assert {runner.placements[name] for name in train_nodes} == {gpu_address}
+    assert len(set(runner.placements.values())) == 2
+
+    # The workers logged into the run's MLflow run, like a sequential run does.
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    run = client.search_runs([client.get_experiment_by_name("streamguard").experiment_id])[0]
+    assert run.info.status == "FINISHED"
+    seed_metrics = json.loads((project / "data/08_reporting/gnn/seed_1/metrics.json").read_text())
+    assert run.data.metrics["gnn.seed_1.test.f1"] == pytest.approx(seed_metrics["test"]["f1"])
+    assert client.get_metric_history(run.info.run_id, "transformer.seed_0.curve.valid_f1")
+    assert run.data.params["fusion.preset"] == "fusion_balanced"  # logged by kedro-mlflow in the driver
