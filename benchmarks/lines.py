@@ -14,7 +14,8 @@
 3. **Lines**: vulnerable *test* functions whose flawed lines are known (``juliet_lines``: the
    statement after ``/* FLAW`` / ``/* POTENTIAL FLAW``, carried exactly onto ``func_anon``), one per
    anonymised text. Per track and method, each function's lines are ranked by the seed ensemble's
-   line scores (``streamguard.explain``); Top-k accuracy = share of functions with a flawed line
+   line scores (``streamguard.explain``; candidates are the body's statement lines, for every method
+   and random alike: ``streamguard.explain.lines.statement_lines``); Top-k accuracy = share of functions with a flawed line
    among the k highest-ranked, IFA = clean lines ranked above the first flawed one (LineVul). Beside
    them: the lexical heuristic and random order (exact expectations), with 95 % bootstrap intervals
    over functions, and paired intervals of each method's Top-1 minus random's and minus lexical's.
@@ -95,10 +96,16 @@ def model_frame(rows: pd.DataFrame) -> pd.DataFrame:
 
 def line_eval_functions(test: pd.DataFrame, n: int, seed: int) -> tuple[pd.DataFrame, dict[str, int]]:
     """Vulnerable test functions with known flawed lines (one per anonymised text) and why others were left out."""
+    from streamguard.explain.lines import statement_lines
+
     vulnerable = test[test["target"] == 1].drop_duplicates("anon_sha1")
     kept, reasons = [], {}
     for row in vulnerable.itertuples(index=False):
         flawed, why = anon_flaw_lines(row.func, row.func_anon)
+        if flawed is not None:  # candidates are the body's statement lines, for every method and random alike
+            statements = statement_lines(row.func_anon)
+            flawed = {line for line in flawed if statements[line - 1]} or None
+            why = why or "flawed line holds no statement"
         if flawed is None:
             reasons[why] = reasons.get(why, 0) + 1
             continue
@@ -238,12 +245,12 @@ def evaluate_lines(
 ) -> tuple[dict[str, Any], dict[tuple[str, str], list[np.ndarray]]]:
     """Line metrics for every (track, method), the lexical heuristic and random order, on the same functions."""
     from streamguard.explain import ensemble_line_scores, lexical_line_scores, rank_lines
-    from streamguard.explain.lines import LineIndex
+    from streamguard.explain.lines import statement_lines
     from streamguard.tracks.common import reuse_loaded_models
 
     codes, flawed = functions["func"].tolist(), functions["flawed"].tolist()
-    # Blank lines are never ranked above a scored one (NaN), so random order is over the non-blank lines.
-    num_lines = [sum(1 for text in LineIndex.of(code).lines() if text.strip()) for code in codes]
+    # Lines that hold no statement are never ranked above a scored one (NaN), so random order is over the statement lines.
+    num_lines = [int(statement_lines(code).sum()) for code in codes]
     per_function: dict[tuple[str, str], dict[str, np.ndarray]] = {}
     all_scores: dict[tuple[str, str], list[np.ndarray]] = {}
     seconds: dict[tuple[str, str], float] = {}
@@ -378,6 +385,8 @@ def build_report(
         )
     out += [
         "",
+        "Candidate lines are the statement lines of each function's body (not the signature, braces or "
+        "comments), for every method and for random alike. "
         "Random = the exact expectation of a uniformly random line order on the same functions; lexical = "
         "`streamguard.explain.lexical` (risky calls and operations first). Differences are paired bootstrap intervals.",
         "",

@@ -130,3 +130,13 @@ def test_spread_and_mean_scores() -> None:
     mean = mean_scores([[1.0, 3.0, np.nan], [2.0, 2.0, np.nan]])
     assert np.allclose(mean[:2], [0.375, 0.625]) and np.isnan(mean[2])
     assert rank_lines([0.1, np.nan, 0.5, 0.5]) == [3, 4, 1, 2]
+
+
+def test_statement_lines_leave_out_signature_braces_and_comments() -> None:
+    from streamguard.explain.lines import only_statement_lines, statement_lines
+
+    code = "static int f(int a,\n             int b) /* doc */\n{\n    // note\n    if (a) {\n        a = b; /* x */\n    } else {\n    }\n    return a; }\n"
+    assert statement_lines(code).tolist() == [False, False, False, False, True, True, True, False, True, False]
+    assert statement_lines("void g(void) { int x = 1; }").tolist() == [True]  # one-liners keep their line
+    masked = only_statement_lines(code, np.arange(10, dtype=float))
+    assert np.isnan(masked[[0, 1, 2, 3, 7, 9]]).all() and masked[4] == 4.0

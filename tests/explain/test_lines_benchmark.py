@@ -89,8 +89,11 @@ def test_quick_benchmark_reports_every_method_beside_random_and_lexical(juliet_d
     test_rows = juliet_style_rows(40, 13, "test")
     vulnerable = [row for row in test_rows if row["target"] == 1][:12]
     assert results["lines"]["functions"] == len(vulnerable)
-    # Random order, one flawed line per function: Top-1 = mean of 1/n exactly.
-    expected_random = np.mean([1 / len(row["func_anon"].rstrip("\n").split("\n")) for row in vulnerable])
+    # Random order over the body's statement lines, one flawed line per function: Top-1 = mean of 1/n exactly.
+    from streamguard.explain.lines import statement_lines
+
+    expected_random = np.mean([1 / statement_lines(row["func_anon"]).sum() for row in vulnerable])
+    assert all(statement_lines(row["func_anon"]).sum() == 7 for row in vulnerable)  # 5 fillers, the call, return
     assert rows[("random", "expected")]["top1"]["mean"] == pytest.approx(expected_random, abs=1e-9)
     for row in rows.values():
         assert 0.0 <= row["top1"]["low"] <= row["top1"]["mean"] <= row["top1"]["high"] <= 1.0

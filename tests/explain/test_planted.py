@@ -27,14 +27,18 @@ def test_planted_line_ranks_first(planted_models, planted_test, track: str, meth
 
 
 def test_seed_ensemble_averages_normalised_seed_scores(planted_models, planted_test) -> None:
-    """Two copies of one seed give exactly that seed's normalised scores (the ensemble is a mean)."""
-    from streamguard.explain.lines import normalise
+    """Two seeds' line scores: each L1-normalised, then averaged; non-statement lines NaN."""
+    from streamguard.explain.lines import normalise, only_statement_lines
+    from streamguard.explain.scores import seed_line_scores
 
     code = planted_test[planted_test["target"] == 1]["func"].iloc[0]
-    checkpoint = planted_models["gnn"]
-    single = ensemble_line_scores([checkpoint], [code], "gradient_x_input")[0]
-    double = ensemble_line_scores([checkpoint, checkpoint], [code], "gradient_x_input")[0]
-    assert np.allclose(normalise(single), double, equal_nan=True)
+    first, second = planted_models["gnn"], planted_models["fusion"]["model"]["branch_checkpoints"]["gnn"]
+    second = {**second, "model": {**second["model"], "state_dict": {k: v * 1.5 for k, v in second["model"]["state_dict"].items()}}}
+    one, two = (seed_line_scores(c, code, "gradient_x_input") for c in (first, second))
+    expected = only_statement_lines(code, (normalise(one) + normalise(two)) / 2)
+    averaged = ensemble_line_scores([first, second], [code], "gradient_x_input")[0]
+    assert np.allclose(averaged, expected, equal_nan=True)
+    assert np.isnan(averaged[[0, 1, -2, -1]]).all()  # signature, braces, the empty last line
 
 
 def test_unknown_method_is_refused(planted_models) -> None:

@@ -18,7 +18,7 @@ from math import comb
 
 import numpy as np
 
-from streamguard.explain.lines import LineIndex
+from streamguard.explain.lines import LineIndex, statement_lines
 
 _CALL = r"\b(?:{})\s*\("
 RISKY_PATTERNS: tuple[tuple[str, float], ...] = (
@@ -41,11 +41,12 @@ _COMPILED = tuple((re.compile(pattern), weight) for pattern, weight in RISKY_PAT
 
 
 def lexical_line_scores(code: str) -> np.ndarray:
-    """Heuristic risk per line (0 for lines that match nothing, NaN for blank lines)."""
+    """Heuristic risk per line (0 for lines that match nothing; NaN for lines that hold no statement,
+    as for every learned method: :func:`~streamguard.explain.lines.statement_lines`)."""
     index = LineIndex.of(code)
     scores = np.full(index.num_lines, np.nan)
-    for position, text in enumerate(index.lines()):
-        if text.strip():
+    for position, (text, keep) in enumerate(zip(index.lines(), statement_lines(code))):
+        if keep:
             scores[position] = sum(weight for pattern, weight in _COMPILED if pattern.search(text))
     return scores
 

@@ -153,3 +153,53 @@ def mean_scores(per_member: Sequence[Sequence[float]]) -> np.ndarray:
         counted = np.sum(~np.isnan(stacked), axis=0)
         total = np.nansum(stacked, axis=0)
     return np.where(counted > 0, total / np.maximum(counted, 1), np.nan)
+
+
+_PUNCTUATION = set("{}();,")
+
+
+def statement_lines(code: str) -> np.ndarray:
+    """Which lines can hold a flawed statement: inside the function body, with some text that is
+    neither a comment nor bare punctuation (``{``, ``}``, ``);``...).
+
+    Line scores are reported for these lines only (others are NaN, ranked last): ranking every
+    line put the signature line (``void f(...)``, whose tokens every transformer attends to and
+    every gradient touches) first in most Juliet functions, and a brace is never the answer to
+    "which line?". Parsed with the graph builder's tree-sitter-c; code it cannot place in a
+    function keeps every line with non-punctuation text.
+    """
+    from streamguard.graphs import parse
+
+    index = LineIndex.of(code)
+    source_chars = char_offsets_from_bytes(code)
+    tree = parse(code)
+    body_start, comments = 0, []
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        if node.type == "comment":
+            comments.append((int(source_chars[node.start_byte]), int(source_chars[node.end_byte])))
+            continue
+        if node.type == "function_definition" and body_start == 0:
+            body = node.child_by_field_name("body")
+            if body is not None:
+                body_start = int(source_chars[body.start_byte]) + 1
+        stack.extend(reversed(node.children))
+    hidden = np.zeros(len(code) + 1, dtype=bool)
+    hidden[:body_start] = True
+    for start, end in comments:
+        hidden[start:end] = True
+    keep = np.zeros(index.num_lines, dtype=bool)
+    for position, (start, end) in enumerate(zip(index.starts, index.ends)):
+        keep[position] = any(
+            not hidden[offset] and not char.isspace() and char not in _PUNCTUATION
+            for offset, char in enumerate(code[start:end], start=start)
+        )
+    return keep
+
+
+def only_statement_lines(code: str, scores: Sequence[float]) -> np.ndarray:
+    """``scores`` with every line :func:`statement_lines` rules out set to NaN."""
+    values = np.asarray(scores, dtype=float).copy()
+    values[~statement_lines(code)] = np.nan
+    return values

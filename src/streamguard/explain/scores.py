@@ -12,7 +12,7 @@ import numpy as np
 from streamguard.explain.fusion import FUSION_METHODS, fusion_line_scores_one
 from streamguard.explain.gnn import GNN_METHODS, gnn_line_scores_one
 from streamguard.explain.lexical import lexical_line_scores
-from streamguard.explain.lines import LineIndex, mean_scores, rank_lines
+from streamguard.explain.lines import LineIndex, mean_scores, only_statement_lines, rank_lines
 from streamguard.explain.transformer import DEFAULT_IG_STEPS, TRANSFORMER_METHODS, transformer_line_scores_one
 
 METHODS: dict[str, tuple[str, ...]] = {
@@ -77,7 +77,8 @@ def seed_line_scores(checkpoint: Mapping[str, Any], code: str, method: str, step
 def ensemble_line_scores(
     checkpoints: Sequence[Mapping[str, Any]], codes: Sequence[str], method: str | None = None, steps: int = DEFAULT_IG_STEPS
 ) -> list[np.ndarray]:
-    """Per function, the seed-averaged line scores (one value per source line; NaN: no evidence)."""
+    """Per function, the seed-averaged line scores (one value per source line; NaN: no evidence, or a
+    line that cannot hold a statement, see :func:`~streamguard.explain.lines.statement_lines`)."""
     import torch
 
     if not checkpoints:
@@ -89,7 +90,8 @@ def ensemble_line_scores(
     results = []
     with torch.enable_grad():
         for code in codes:
-            results.append(mean_scores([seed_line_scores(checkpoint, code, method, steps) for checkpoint in checkpoints]))
+            seeds = [seed_line_scores(checkpoint, code, method, steps) for checkpoint in checkpoints]
+            results.append(only_statement_lines(code, mean_scores(seeds)))
     return results
 
 
