@@ -195,7 +195,7 @@ def load_scorer(project_dir: str | Path = ".", track: str = "fusion", model_uri:
     warnings.filterwarnings("ignore", category=UserWarning, module=r"(kedro|kedro_mlflow|mlflow)(\.|$)")
     from kedro.framework.startup import bootstrap_project
 
-    from streamguard.pipeline_registry import configured_seeds
+    from streamguard.project_conf import configured_seeds
 
     project_dir = Path(project_dir).resolve()
     if not (project_dir / "conf").is_dir():

@@ -2,47 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import yaml
 from kedro.pipeline import Pipeline
 
 from streamguard.pipelines import baseline, data_processing, ensemble, fusion, gnn, pretraining, transformer
+from streamguard.project_conf import DEFAULT_SEEDS, configured_ensemble_tracks, configured_seeds
 
-DEFAULT_SEEDS = (0, 1, 2)
-
-
-def configured_seeds(conf_dir: Path | None = None) -> list[int]:
-    """Seeds from conf/base/parameters.yml (conf/local overrides): pipelines are built per seed."""
-    conf_dir = conf_dir or _conf_dir()
-    seeds: list[int] = list(DEFAULT_SEEDS)
-    for env in ("base", "local"):
-        path = conf_dir / env / "parameters.yml"
-        if path.exists():
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            if "seeds" in loaded:
-                seeds = [int(seed) for seed in loaded["seeds"]]
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"`seeds` in conf/*/parameters.yml must be a non-empty list of distinct ints, got {seeds}")
-    return seeds
-
-
-def configured_ensemble_tracks(conf_dir: Path | None = None) -> list[str]:
-    """``ensemble.tracks`` from conf/base/parameters_ensemble.yml (conf/local overrides): what ``ensemble`` covers."""
-    conf_dir = conf_dir or _conf_dir()
-    tracks: list[str] = ["transformer", "gnn", "fusion"]
-    for env in ("base", "local"):
-        for path in sorted((conf_dir / env).glob("parameters*.yml")):
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            section = loaded.get("ensemble")
-            if isinstance(section, dict) and "tracks" in section:
-                tracks = [str(track) for track in section["tracks"]]
-    return tracks
-
-
-def _conf_dir() -> Path:
-    cwd_conf = Path.cwd() / "conf"
-    return cwd_conf if cwd_conf.is_dir() else Path(__file__).resolve().parents[2] / "conf"
+__all__ = ["DEFAULT_SEEDS", "configured_ensemble_tracks", "configured_seeds", "register_pipelines"]
 
 
 def register_pipelines() -> dict[str, Pipeline]:
