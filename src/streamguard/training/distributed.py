@@ -68,7 +68,8 @@ def launch(function: Callable[..., Any], num_processes: int, *args: Any, **kwarg
     """``function(*args, **kwargs)`` in ``num_processes`` local processes; process 0's return value.
 
     ``function`` and its arguments must be picklable (processes are spawned, which is safe after
-    CUDA was initialised in the caller).
+    CUDA was initialised in the caller); like any spawning code, a script that calls it needs the
+    ``if __name__ == "__main__":`` guard (Kedro's and pytest's entry points have it).
     """
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
