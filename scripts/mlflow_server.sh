@@ -174,6 +174,7 @@ start() {
       --artifacts-destination "$home/artifacts" \
       --host "$host" --port "$port" --workers "$workers" \
       --app-name basic-auth \
+      --uvicorn-opts "--timeout-graceful-shutdown 5" \
       >"$logs/mlflow.log" 2>&1 < /dev/null &
   echo $! > "$pidfile"
   wait_for_server "$(cat "$pidfile")" || { tail -n 30 "$logs/mlflow.log" >&2; stop; die "start failed (log: $logs/mlflow.log)"; }
@@ -206,13 +207,21 @@ add_user() {
   [ -n "$name" ] || die "usage: mlflow_server.sh add-user NAME (password in STREAMGUARD_USER_PASSWORD)"
   [ -n "${STREAMGUARD_USER_PASSWORD:-}" ] || die "set STREAMGUARD_USER_PASSWORD to the new user's password"
   check_home
-  MLFLOW_TRACKING_USERNAME=admin MLFLOW_TRACKING_PASSWORD="$(admin_password)" \
-    "$python" -W ignore::DeprecationWarning - "$tracking_uri" "$name" <<'EOF'
-import os, sys
-from mlflow.server import get_app_client
-client = get_app_client("basic-auth", tracking_uri=sys.argv[1])
-user = client.create_user(username=sys.argv[2], password=os.environ["STREAMGUARD_USER_PASSWORD"])
-print(f"created user {user.username}")
+  # The auth app's REST endpoint (what mlflow's AuthServiceClient calls), without importing mlflow.
+  STREAMGUARD_ADMIN_PASSWORD="$(admin_password)" "$python" - "$tracking_uri" "$name" <<'EOF'
+import base64, json, os, sys, urllib.error, urllib.request
+uri, name = sys.argv[1], sys.argv[2]
+token = base64.b64encode(f"admin:{os.environ['STREAMGUARD_ADMIN_PASSWORD']}".encode()).decode()
+request = urllib.request.Request(
+    f"{uri}/api/2.0/mlflow/users/create",
+    data=json.dumps({"username": name, "password": os.environ["STREAMGUARD_USER_PASSWORD"]}).encode(),
+    headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"},
+)
+try:
+    with urllib.request.urlopen(request, timeout=60):
+        print(f"created user {name}")
+except urllib.error.HTTPError as error:
+    sys.exit(f"could not create user {name}: HTTP {error.code} {error.read().decode(errors='replace')[:300]}")
 EOF
 }
 
