@@ -184,7 +184,7 @@ def test_unwritable_output_exits_2_naming_the_path(tree: Path, capsys) -> None:
     assert "README.md/out.json" in capsys.readouterr().err
 
 
-def test_scorer_that_cannot_load_exits_2_without_traceback(tree: Path, capsys) -> None:
+def test_scorer_that_cannot_load_exits_4_without_traceback(tree: Path, capsys) -> None:
     def no_models(project_dir: Path, track: str, model_uri: str | None):
         raise RuntimeError(f"no trained {track} checkpoints in {project_dir}")
 
