@@ -366,7 +366,7 @@ def build_report(
         "",
         f"Line labels: {lines['functions']} vulnerable test functions (unseen functional variants, one per anonymised "
         f"text) whose flawed lines come from Juliet's `FLAW` / `POTENTIAL FLAW` comments, mapped exactly onto "
-        f"`func_anon` (selection: {json.dumps(info['line_selection'])}). Median {lines['lines_median']:.0f} lines, "
+        f"`func_anon` (selection: {json.dumps(info['line_selection'])}). Median {lines['lines_median']:.0f} statement lines, "
         f"{100 * lines['lines_le_10']:.0f} % have 10 or fewer, {lines['flawed_lines_mean']:.2f} flawed lines per function.",
         "",
         f"## Line localisation (mean [95 % bootstrap interval] over functions, {args.bootstrap} resamples)",
