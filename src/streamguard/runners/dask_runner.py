@@ -100,13 +100,12 @@ class DaskRunner(AbstractRunner):
 
     def _run(self, pipeline: Pipeline, catalog: Any, hook_manager: Any = None, run_id: str | None = None) -> None:
         from distributed import as_completed
+        from kedro.framework.project import LOGGING, PACKAGE_NAME
 
         nodes = pipeline.nodes
         produced = set(pipeline.all_outputs())
         # Outputs the catalog keeps in memory cannot be shared through files: they travel as task results.
         in_memory = {name for name in produced if isinstance(catalog.get(name, fallback_to_runtime_pattern=True), MemoryDataset)}
-        from kedro.framework.project import LOGGING, PACKAGE_NAME
-
         tracking = _mlflow_run_to_join()
         with self._client() as client:
             info = client.scheduler_info()
@@ -139,9 +138,10 @@ class DaskRunner(AbstractRunner):
                     resources=self._resources_for(node, has_gpu_workers),
                     pure=False,
                 )
+            node_of = {future.key: node for node, future in futures.items()}
             done = 0
             for future in as_completed(list(futures.values())):
-                node = next(n for n, f in futures.items() if f is future)
+                node = node_of[future.key]
                 try:
                     result = future.result()
                 except Exception:

@@ -53,6 +53,7 @@ def _free_port() -> int:
 def _run_in_process(function: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
     """Entry point of each launched process."""
     import torch
+
     threads = os.environ.get("OMP_NUM_THREADS")
     if threads:
         torch.set_num_threads(max(1, int(threads)))
