@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from planted import planted_frame, train_planted_models  # noqa: E402
+from .planted import planted_frame, train_planted_models
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 
 import pytest
-from planted import planted_function
+from .planted import planted_function
 
 from streamguard.scan import cli as scan_cli
 

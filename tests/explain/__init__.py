@@ -1,0 +1,1 @@
+"""Line-score tests (a package, so its conftest never shadows tests/conftest.py)."""
