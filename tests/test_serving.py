@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
@@ -148,18 +149,34 @@ def test_mlflow_models_serve_answers_a_request(full_run: Path, tmp_path: Path) -
             assert server.poll() is None, (tmp_path / "serve.log").read_text()
             assert time.monotonic() < deadline, "server did not come up: " + (tmp_path / "serve.log").read_text()
             time.sleep(0.5)
-        body = json.dumps({"dataframe_records": [{"func": BAD}, {"func": GOOD}]}).encode()
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=60) as response:
-            predictions = json.loads(response.read())["predictions"]
+        def invoke(payload: dict) -> tuple[int, dict]:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/invocations", data=json.dumps(payload).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    return response.status, json.loads(response.read())
+            except urllib.error.HTTPError as error:  # the README's claims about bad requests
+                return error.code, json.loads(error.read())
+
+        status, answer = invoke({"dataframe_records": [{"func": BAD}, {"func": GOOD}]})
+        predictions = answer["predictions"]
+        missing_status, missing = invoke({"dataframe_records": [{"code": BAD}]})
+        _, overridden = invoke({"dataframe_records": [{"func": BAD}, {"func": GOOD}], "params": {"threshold": 0.999}})
     finally:
         server.terminate()
         server.wait(timeout=30)
         log.close()
-    assert len(predictions) == 2
+    assert status == 200 and len(predictions) == 2
     assert all(0.0 <= row["probability"] <= 1.0 and row["label"] in (0, 1) for row in predictions)
+    validation_threshold = json.loads((full_run / "data/08_reporting/fusion/ensemble_metrics.json").read_text())["best_threshold_by_f1"]
+    assert all(row["threshold"] == pytest.approx(validation_threshold) for row in predictions)
+    assert all(row["label"] == int(row["probability"] >= validation_threshold) for row in predictions)
+    # README: a request without a string "func" column gets HTTP 400 naming the missing input.
+    assert missing_status == 400 and "Model is missing inputs ['func']" in missing["message"]
+    # README: {"params": {"threshold": t}} overrides the threshold for that request.
+    assert all(row["threshold"] == 0.999 and row["label"] == int(row["probability"] >= 0.999) for row in overridden["predictions"])
     expected = project_scorer(full_run, "fusion").score_codes([BAD, GOOD])
     np.testing.assert_allclose([row["probability"] for row in predictions], expected, rtol=1e-5)
 
