@@ -191,17 +191,22 @@ def collect(project: Path, seeds: Sequence[int]) -> dict[str, Any]:
     import pandas as pd
 
     reporting, outputs = project / "data/08_reporting", project / "data/07_model_output"
-    result: dict[str, Any] = {"per_seed": {}, "ensembles": {}, "logits": {}}
+    result: dict[str, Any] = {"per_seed": {}, "ensembles": {}, "logits": {}, "seeds_of": {}}
     for track in DEEP_TRACKS:
-        result["per_seed"][track] = [read_json(reporting / f"{track}/seed_{s}/metrics.json") for s in seeds]
-        result["ensembles"][track] = read_json(reporting / f"{track}/ensemble_metrics.json")
-        for s in seeds:
+        # Only what the run finished: an interrupted benchmark reports the seeds and tracks it has.
+        done = [s for s in seeds if (reporting / f"{track}/seed_{s}/metrics.json").exists()
+                and all((outputs / f"{track}/seed_{s}/{split}_logits.parquet").exists() for split in ("valid", "test"))]
+        result["seeds_of"][track] = done
+        result["per_seed"][track] = [read_json(reporting / f"{track}/seed_{s}/metrics.json") for s in done]
+        for s in done:
             result["logits"][(track, f"seed_{s}")] = {
                 split: pd.read_parquet(outputs / f"{track}/seed_{s}/{split}_logits.parquet") for split in ("valid", "test")
             }
-        result["logits"][(track, "ensemble")] = {
-            split: pd.read_parquet(outputs / f"{track}/ensemble_{split}_logits.parquet") for split in ("valid", "test")
-        }
+        if (reporting / f"{track}/ensemble_metrics.json").exists():
+            result["ensembles"][track] = read_json(reporting / f"{track}/ensemble_metrics.json")
+            result["logits"][(track, "ensemble")] = {
+                split: pd.read_parquet(outputs / f"{track}/ensemble_{split}_logits.parquet") for split in ("valid", "test")
+            }
     stacked = reporting / "stacked/ensemble_metrics.json"
     if stacked.exists() and read_json(stacked).get("enabled", True):
         result["ensembles"]["stacked"] = read_json(stacked)
@@ -240,7 +245,7 @@ def rescored(results: Mapping[str, Any], drop_idx: set[int], seeds: Sequence[int
         return metrics_from_logits(frames["valid"], test, sweep, **extra)
 
     return {
-        "per_seed": {track: [score((track, f"seed_{s}"), seed=s) for s in seeds] for track in DEEP_TRACKS},
+        "per_seed": {track: [score((track, f"seed_{s}"), seed=s) for s in results["seeds_of"][track]] for track in DEEP_TRACKS},
         "ensembles": {
             track: {**score((track, "ensemble")), "num_seeds_with_logits": results["ensembles"][track].get("num_seeds_with_logits")}
             for track in results["ensembles"]
@@ -305,8 +310,13 @@ def results_table(scored: Mapping[str, Any], published: bool, published_note: st
                  f"| 0.500 | {p:.3f} | – | |")
     for track in DEEP_TRACKS:
         seeds = scored["per_seed"][track]
+        if not seeds:
+            lines.append(f"| {track} | 0 | not finished in this run (`--keep DIR --resume` continues it) |" + " |" * (len(COLUMNS) + 1))
+            continue
         lines.append(f"| {track}, per seed (mean ± std) | {len(seeds)} | " + " | ".join(_cells(seeds)) + f" | {_beats(seeds, baseline)} | |")
-        ensemble = scored["ensembles"][track]
+        ensemble = scored["ensembles"].get(track)
+        if ensemble is None:
+            continue
         lines.append(
             f"| {track}, seed ensemble | {ensemble['num_seeds_with_logits']} | "
             + " | ".join(_cells([ensemble])) + f" | {_beats([ensemble], baseline)} | {_delta_cell(deltas.get(track))} |"
@@ -349,7 +359,7 @@ def per_seed_deltas(results: Mapping[str, Any], seeds: Sequence[int]) -> dict[st
 
     reference = results["logits"][("baseline", "seed_0")]["test"]
     return {
-        track: [{"seed": s, **compare_to_reference(reference, results["logits"][(track, f"seed_{s}")]["test"])} for s in seeds]
+        track: [{"seed": s, **compare_to_reference(reference, results["logits"][(track, f"seed_{s}")]["test"])} for s in results["seeds_of"][track]]
         for track in DEEP_TRACKS
     }
 
@@ -423,8 +433,9 @@ def build_report(args: argparse.Namespace, runtime_params: Mapping[str, Any], re
         f"- Date (UTC): {datetime.now(timezone.utc).isoformat(timespec='seconds')}; machine: {platform.machine()}, "
         f"{os.cpu_count()} CPU cores, Python {platform.python_version()}, torch {_torch_version()}",
         f"- Command: `python benchmarks/quality.py {' '.join(sys.argv[1:])}`",
-        f"- Ran `kedro run` (default pipeline) in a temporary project copy; runtime params `{_flat(runtime_params)}`; "
-        f"seeds {list(seeds)}; model settings: {'quick (tiny test configuration)' if args.quick else 'project CPU presets (transformer_cpu_fast, gnn_cpu_fast, fusion_balanced)'}"
+        f"- Ran `kedro run` (default pipeline{', as parallel stages' if getattr(args, 'jobs', 1) > 1 else ''}) in a "
+        f"{'kept' if args.keep else 'temporary'} project copy; runtime params `{_flat(runtime_params)}`; "
+        f"seeds {list(seeds)}; model settings: {_settings_label(args, runtime_params)}"
         + (f"; extra params `{','.join(args.params)}`" if args.params else ""),
         f"- Rows used: train {rows['train']}, valid {rows['valid']}, test {rows['test']}; vulnerable share "
         f"train {positive['train']:.3f}, valid {positive['valid']:.3f}, test {positive['test']:.3f}",
@@ -447,8 +458,8 @@ def build_report(args: argparse.Namespace, runtime_params: Mapping[str, Any], re
     if is_devign:
         lines += [
             "Published numbers are CodeXGLUE's Devign split with full training data and GPU-trained models; ours is "
-            "a different random 80/10/10 split of the same functions (grouped on normalised text), sub-sampled, "
-            "with CPU-sized models: indicative, not like-for-like.",
+            "a different random 80/10/10 split of the same functions (grouped on normalised text)"
+            f"{'' if getattr(args, 'full', False) else ', sub-sampled'}, with CPU-sized models: indicative, not like-for-like.",
             "",
         ]
     else:
@@ -490,6 +501,14 @@ def build_report(args: argparse.Namespace, runtime_params: Mapping[str, Any], re
     lines += ["## Wall time per stage (sum of node times)", ""]
     lines += timing_section(total, node_seconds, seeds)
     return "\n".join(lines) + "\n"
+
+
+def _settings_label(args: argparse.Namespace, runtime_params: Mapping[str, Any]) -> str:
+    if args.quick:
+        return "quick (tiny test configuration)"
+    if runtime_params.get("preset"):
+        return f"preset `{runtime_params['preset']}`"
+    return "project CPU presets (transformer_cpu_fast, gnn_cpu_fast, fusion_balanced)"
 
 
 def _flat(params: Mapping[str, Any], prefix: str = "") -> str:
@@ -546,6 +565,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--full", action="store_true", help="--data devign: every row of every split (no sampling)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="2: after data and baseline, train the transformer and gnn seeds in two processes side by side")
+    parser.add_argument("--report-only", action="store_true",
+                        help="with --keep: write the report from what the kept run has finished, without running anything")
     parser.add_argument("--resume", action="store_true",
                         help="with --keep: reuse the folder of an interrupted run (finished seeds are reused, "
                              "interrupted ones resume from their last epoch) instead of starting afresh")
@@ -611,6 +632,8 @@ def main(argv: Sequence[str] | None = None) -> str:
     load_before = _load_average()
     runtime_params = runtime_params_for(args)
     local = f"seeds: [{', '.join(str(s) for s in args.seeds)}]\n" + (QUICK_LOCAL if args.quick else CPU_LOCAL)
+    if args.report_only:
+        return report_from_kept_run(args, runtime_params, load_before)
     workdir = args.keep.resolve() if args.keep else Path(tempfile.mkdtemp(prefix="streamguard-quality-"))
     resuming = bool(args.keep and args.resume and (workdir / "conf").is_dir())
     if args.keep and workdir.exists() and not resuming:
@@ -627,6 +650,34 @@ def main(argv: Sequence[str] | None = None) -> str:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     return write_report(report, args.out)
+
+
+def report_from_kept_run(args: argparse.Namespace, runtime_params: Mapping[str, Any], load_before: str) -> str:
+    """The report of a kept (possibly interrupted or extended) run, from its files and MLflow runs."""
+    if not args.keep or not (args.keep / "data").is_dir():
+        raise SystemExit("--report-only needs --keep DIR of an earlier run")
+    project = args.keep.resolve()
+    results = collect(project, args.seeds)
+    results["deltas"] = bootstrap_deltas(results)
+    total, run_seconds = mlflow_wall_seconds(project)
+    report = build_report(args, runtime_params, results, total, {}, (load_before, _load_average()), None)
+    report += "\n## The kedro runs of this benchmark (from its MLflow store)\n\n| run | wall s |\n|---|---|\n"
+    report += "".join(f"| {name} | {seconds:.0f} |\n" for name, seconds in run_seconds.items())
+    write_json(args, results, total, run_seconds, args.out.with_suffix(".json"))
+    return write_report(report, args.out)
+
+
+def mlflow_wall_seconds(project: Path) -> tuple[float, dict[str, float]]:
+    """Elapsed seconds from the first run's start to the last run's end, and each run's duration by name."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    runs = [run for experiment in client.search_experiments() for run in client.search_runs([experiment.experiment_id])]
+    finished = [run for run in runs if run.info.end_time]
+    if not finished:
+        return float("nan"), {}
+    total = (max(run.info.end_time for run in finished) - min(run.info.start_time for run in finished)) / 1000
+    return total, {f"run {run.info.run_name} ({run.info.status})": (run.info.end_time - run.info.start_time) / 1000 for run in finished}
 
 
 # Stages of the default pipeline when --jobs 2: the transformer and gnn seeds need only the data
@@ -678,7 +729,7 @@ def write_json(args: argparse.Namespace, results: Mapping[str, Any], total: floa
 
     stage_seconds: dict[str, float] = defaultdict(float)
     for name, seconds in node_seconds.items():
-        stage_seconds[stage_of(name)] += seconds
+        stage_seconds[name if name.startswith("run ") else stage_of(name)] += seconds
     payload = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": f"python benchmarks/quality.py {' '.join(sys.argv[1:])}",
@@ -686,7 +737,7 @@ def write_json(args: argparse.Namespace, results: Mapping[str, Any], total: floa
         "seeds": list(args.seeds),
         "rows": {split: len(frame) for split, frame in results["splits"].items()},
         "baseline": test_block(results["baseline"]),
-        "per_seed": {track: [{"seed": s, **test_block(m)} for s, m in zip(args.seeds, results["per_seed"][track])] for track in DEEP_TRACKS},
+        "per_seed": {track: [{"seed": s, **test_block(m)} for s, m in zip(results["seeds_of"][track], results["per_seed"][track])] for track in DEEP_TRACKS},
         "per_seed_vs_baseline": per_seed_deltas(results, args.seeds),
         "ensembles": {track: test_block(metrics) for track, metrics in results["ensembles"].items()},
         "ensembles_vs_baseline": results.get("deltas", {}),

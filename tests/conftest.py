@@ -85,3 +85,14 @@ def run_benchmark_script(script: Path, *args: str, cwd: Path, timeout: int = 600
     return subprocess.run(
         [sys.executable, str(script), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+@pytest.fixture
+def single_torch_thread():
+    """One torch thread for the test, restored after: tiny models run fastest (and reproducibly) on one."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

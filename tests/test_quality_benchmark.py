@@ -20,7 +20,8 @@ QUALITY = PROJECT_ROOT / "benchmarks" / "quality.py"
 def test_quality_quick_runs_and_reports_baseline_and_published_numbers(tmp_path: Path):
     out = tmp_path / "quality.md"
     # cwd: nothing may land in the caller's folder or the repository
-    completed = run_benchmark_script(QUALITY, "--quick", "--out", str(out), cwd=tmp_path)
+    kept = tmp_path / "kept"
+    completed = run_benchmark_script(QUALITY, "--quick", "--jobs", "2", "--keep", str(kept), "--out", str(out), cwd=tmp_path)
     assert completed.returncode == 0, completed.stderr[-3000:]
     report = out.read_text()
     assert report in completed.stdout
@@ -35,3 +36,27 @@ def test_quality_quick_runs_and_reports_baseline_and_published_numbers(tmp_path:
     assert "## Duplicates" in report and "train → test" in report
     assert "**Wall time:" in report and "## Model settings" in report and "transformer: preset `transformer_cpu_fast`" in report
     assert not list(tmp_path.glob("data")) and not (tmp_path / "mlflow.db").exists()
+
+    # The stacked model and the paired-bootstrap column, in the Markdown and the JSON beside it.
+    assert "| stacked (baseline+transformer+gnn+fusion), meta-model fitted on valid |" in report
+    assert "ROC-AUC − baseline [95 % CI]" in report
+    import json
+
+    numbers = json.loads(out.with_suffix(".json").read_text())
+    assert set(numbers["ensembles"]) == {"transformer", "gnn", "fusion", "stacked"}
+    for track, delta in numbers["ensembles_vs_baseline"].items():
+        assert delta["low"] <= delta["delta"] <= delta["high"]
+        assert delta["delta"] == pytest.approx(numbers["ensembles"][track]["roc_auc"] - numbers["baseline"]["roc_auc"])
+    assert [row["seed"] for row in numbers["per_seed"]["gnn"]] == [0]
+
+    # An interrupted run reports what it finished: fusion's outputs gone, the rest still reported.
+    import shutil
+
+    for layer in ("07_model_output", "08_reporting"):
+        shutil.rmtree(kept / "data" / layer / "fusion")
+    partial = tmp_path / "partial.md"
+    again = run_benchmark_script(QUALITY, "--quick", "--keep", str(kept), "--report-only", "--out", str(partial), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    text = partial.read_text()
+    assert "| fusion | 0 | not finished in this run" in text and "| gnn, seed ensemble | 1 |" in text
+    assert "## The kedro runs of this benchmark" in text

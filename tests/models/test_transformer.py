@@ -31,12 +31,7 @@ TEMPLATES = [
 TEXTS = [template.format(i=i) for i in range(12) for template in TEMPLATES]
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture(scope="module")

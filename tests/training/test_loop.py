@@ -32,12 +32,7 @@ from streamguard.training import (
 from streamguard.training.loop import build_scheduler, resolve_amp
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 # --------------------------------------------------------------------------- tiny tracks

@@ -168,6 +168,8 @@ def pretrain_encoder(
     if model_name not in SCRATCH_SIZES:
         raise ValueError(f"pretraining builds a from-scratch encoder: model_name must be one of {sorted(SCRATCH_SIZES)}, got {model_name!r}")
     config = train_config({**params, "training": {**params["training"], "selection_metric": "valid_loss"}}, seed)
+    if int(getattr(config, "num_processes", 1)) > 1:
+        raise ValueError("pretraining runs in one process: data-parallel pretraining (training.num_processes > 1) is not supported yet")
     texts, counts = pretraining_corpus(train, params.get("corpus") or {})
     corpus_train, corpus_valid = _split_corpus(texts, float(params.get("valid_fraction", 0.05)), seed)
     logger.info("pretraining corpus: %s; %d train / %d held-out functions", counts, len(corpus_train), len(corpus_valid))

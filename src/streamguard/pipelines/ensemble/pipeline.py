@@ -1,11 +1,10 @@
 """ensemble: per track, average the seeds' logits and score; then the final report across tracks
 (beside the lexical baseline, ``baseline.seed_0``)."""
 
-from functools import partial
-
 from kedro.pipeline import Pipeline, node
 
 from streamguard.pipelines.baseline.pipeline import BASELINE_SEED
+from streamguard.pipelines.common import bind
 from streamguard.pipelines.ensemble.nodes import ensemble, final_report, package_model, stacked_ensemble
 
 TRACKS = ("transformer", "gnn", "fusion")
@@ -13,8 +12,7 @@ STACKED = "stacked"
 
 
 def _ensemble_node(track: str, seeds: list[int]):
-    func = partial(ensemble, track=track, seeds=list(seeds))
-    func.__name__ = "ensemble"  # type: ignore[attr-defined]
+    func = bind(ensemble, track=track, seeds=list(seeds))
     inputs = {
         "params": "params:ensemble",
         "sweep": "params:sweep",
@@ -41,8 +39,7 @@ def _ensemble_node(track: str, seeds: list[int]):
 
 def _package_node(track: str, seeds: list[int]):
     """The track's seed ensemble + threshold as an MLflow pyfunc model (``{track}.servable_model``)."""
-    func = partial(package_model, track=track, seeds=list(seeds))
-    func.__name__ = "package_model"  # type: ignore[attr-defined]
+    func = bind(package_model, track=track, seeds=list(seeds))
     inputs = {"ensemble_metrics": f"{track}.ensemble_metrics"}
     inputs |= {f"checkpoint_{seed}": f"{track}.seed_{seed}.checkpoint_on_demand" for seed in seeds}
     return node(func, inputs=inputs, outputs=f"{track}.servable_model", name=f"{track}_servable_model", namespace="ensemble")
@@ -64,8 +61,7 @@ def _stacking_node():
 
 def _report_node(seeds: list[int]):
     """The cross-track report: reads every track's files (a track or seed that never ran is left out)."""
-    func = partial(final_report, tracks=list(TRACKS), seeds=list(seeds))
-    func.__name__ = "final_report"  # type: ignore[attr-defined]
+    func = bind(final_report, tracks=list(TRACKS), seeds=list(seeds))
     inputs = []
     for track in TRACKS:
         inputs += [f"{track}.ensemble_metrics", f"{track}.ensemble_test_logits"]
