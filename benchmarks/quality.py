@@ -692,11 +692,24 @@ PARALLEL_STAGES: tuple[tuple[tuple[str, ...], ...], ...] = (
 
 def _run_stage_part(project: Path, runtime_params: Mapping[str, Any], pipelines: Sequence[str], threads: int):
     """One ``kedro run --pipeline ...`` in a child process (spawned: a fresh interpreter per part)."""
+    _die_with_parent()
     if threads > 0:
         import torch
 
         torch.set_num_threads(threads)
     return run_project(project, runtime_params, pipelines)
+
+
+def _die_with_parent() -> None:
+    """On Linux, a stage process is terminated when the benchmark process dies (killed, timed out),
+    instead of training on as an orphan."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux/glibc: nothing to arrange
+        pass
 
 
 def run_stages(project: Path, runtime_params: Mapping[str, Any], jobs: int, threads: int) -> tuple[float, dict[str, float], dict[str, Any]]:

@@ -104,3 +104,14 @@ def test_paired_bootstrap_of_identical_and_of_better_predictions():
     assert 0 < better["low"] < better["delta"] < better["high"]
     with pytest.raises(ValueError, match="differ in length"):
         paired_bootstrap_auc_delta(labels, weak, strong[:-1])
+
+
+def test_the_bootstrap_auc_is_scikit_learns():
+    from sklearn.metrics import roc_auc_score
+
+    from streamguard.evaluation import _rank_auc
+
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 2, 300)
+    scores = np.round(labels + rng.normal(0, 1, 300), 1)  # rounded: plenty of ties
+    assert _rank_auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)

@@ -55,8 +55,6 @@ def paired_bootstrap_auc_delta(
     interval reflects test-sampling noise of the difference, not of each AUC alone. Rounds whose
     resample holds one class only are skipped.
     """
-    from sklearn.metrics import roc_auc_score
-
     y = np.asarray(labels)
     a, b = np.asarray(prob_reference, dtype=np.float64), np.asarray(prob_candidate, dtype=np.float64)
     if not (len(y) == len(a) == len(b)):
@@ -67,16 +65,28 @@ def paired_bootstrap_auc_delta(
         rows = rng.integers(0, len(y), len(y))
         if y[rows].min() == y[rows].max():
             continue
-        deltas.append(roc_auc_score(y[rows], b[rows]) - roc_auc_score(y[rows], a[rows]))
+        deltas.append(_rank_auc(y[rows], b[rows]) - _rank_auc(y[rows], a[rows]))
     if not deltas:
         raise ValueError("no bootstrap resample held both classes: too few rows to compare ROC-AUCs")
     low, high = np.percentile(deltas, [2.5, 97.5])
     return {
-        "delta": float(roc_auc_score(y, b) - roc_auc_score(y, a)),
+        "delta": float(_rank_auc(y, b) - _rank_auc(y, a)),
         "low": float(low),
         "high": float(high),
         "rounds": len(deltas),
     }
+
+
+def _rank_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """ROC-AUC as the Mann-Whitney statistic (ties count half): equal to scikit-learn's
+    ``roc_auc_score`` and several times faster, which matters for 1,000 bootstrap rounds."""
+    from scipy.stats import rankdata
+
+    positive = labels == 1
+    n_positive = int(positive.sum())
+    n_negative = len(labels) - n_positive
+    ranks = rankdata(scores)
+    return float((ranks[positive].sum() - n_positive * (n_positive + 1) / 2) / (n_positive * n_negative))
 
 
 def compare_to_reference(reference: pd.DataFrame, candidate: pd.DataFrame, rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0) -> dict[str, float]:

@@ -64,7 +64,9 @@ def test_shaded_functions_artefact_is_logged_to_mlflow(planted_models, planted_t
     functions = [(f"planted_{i}", code) for i, code in enumerate(vulnerable["func"])]
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     try:
-        with mlflow.start_run() as run:
+        # An explicit experiment: another test may have left a (then missing) active experiment id behind.
+        experiment_id = mlflow.create_experiment("shading", artifact_location=(tmp_path / "mlruns").as_uri())
+        with mlflow.start_run(experiment_id=experiment_id) as run:
             written = shaded_functions_artefact(scorer, functions, tmp_path / "out", flawed=[{line} for line in vulnerable["planted_line"]])
         logged = {Path(a.path).name for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "line_scores")}
     finally:

@@ -241,5 +241,8 @@ def test_scan_with_the_trained_project_writes_clean_sarif_to_stdout(full_run: Pa
     assert done.returncode == 1, done.stderr  # threshold 0: the function is flagged, the CI gate trips
     sarif = json.loads(done.stdout)  # nothing but the report on stdout (Kedro logs would break this)
     result = sarif["runs"][0]["results"][0]
-    assert sarif["version"] == "2.1.0" and result["locations"][0]["physicalLocation"]["region"]["startLine"] == 1
+    # The region points at the top-scored line inside the function; the function itself is related location 0.
+    assert sarif["version"] == "2.1.0" and 1 <= result["locations"][0]["physicalLocation"]["region"]["startLine"] <= 7
+    function_location = next(location for location in result["relatedLocations"] if location["id"] == 0)
+    assert function_location["physicalLocation"]["region"]["startLine"] == 1
     assert 0.0 <= result["properties"]["score"] <= 1.0
