@@ -368,21 +368,12 @@ def _cell(values: Sequence[float]) -> str:
 
 def paired_bootstrap(labels: Sequence[int], prob_a: Sequence[float], prob_b: Sequence[float],
                      rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0) -> tuple[float, float, float]:
-    """ROC-AUC(b) - ROC-AUC(a) on the same rows, with a 95 % percentile interval over resampled rows."""
-    import numpy as np
-    from sklearn.metrics import roc_auc_score
+    """ROC-AUC(b) - ROC-AUC(a) on the same rows, with a 95 % percentile interval over resampled rows
+    (the project's own ``streamguard.evaluation.paired_bootstrap_auc_delta``)."""
+    from streamguard.evaluation import paired_bootstrap_auc_delta
 
-    y, a, b = np.asarray(labels), np.asarray(prob_a), np.asarray(prob_b)
-    rng = np.random.default_rng(seed)
-    deltas = []
-    for _ in range(rounds):
-        rows = rng.integers(0, len(y), len(y))
-        if y[rows].min() == y[rows].max():
-            continue
-        deltas.append(roc_auc_score(y[rows], b[rows]) - roc_auc_score(y[rows], a[rows]))
-    point = roc_auc_score(y, b) - roc_auc_score(y, a)
-    low, high = np.percentile(deltas, [2.5, 97.5])
-    return float(point), float(low), float(high)
+    result = paired_bootstrap_auc_delta(labels, prob_a, prob_b, rounds=rounds, seed=seed)
+    return result["delta"], result["low"], result["high"]
 
 
 def _delta(value: float) -> str:
