@@ -83,7 +83,7 @@ class Variant:
     pipelines: tuple[str, ...] | None  # None: the __default__ pipeline
     params: tuple[str, ...] = ()
     data: str = "sample"  # sample | idnorm (normalised copy of the reference's rows)
-    in_reference: bool = False  # run inside the reference copy (needs its checkpoints)
+    in_reference: bool = False  # runs on a copy of the reference's data (fuses its checkpoints)
     backbone: str | None = None  # ood: build the out-of-domain tokenizer directory first
     extra_params: Mapping[str, Any] = field(default_factory=dict)  # values --params cannot carry (lists)
 
@@ -111,6 +111,14 @@ VARIANTS: tuple[Variant, ...] = (
             ("gnn",), ("data_processing", "gnn"), extra_params={"graphs": {"edge_types": ["ast", "next_token"]}}),
     Variant("fusion_finetune", "5 fusion", "preset=fusion_finetune: encoders unfrozen (encoder lr 1e-5), 4 epochs, batch 16",
             ("fusion",), ("fusion",), ("preset=fusion_finetune",), in_reference=True),
+    Variant("fusion_lexical", "5 fusion", "fusion.lexical_branch=true: the TF-IDF model's log-odds as a third branch "
+            "(cross-fitted on train)", ("fusion",), ("fusion",), ("fusion.lexical_branch=true",), in_reference=True),
+    Variant("gnn_ggnn_devign", "4 GNN edges", "gnn.arch=ggnn, 6 steps, gnn.pooling=devign (the Devign paper's GGNN "
+            "with its convolutional readout)", ("gnn",), ("data_processing", "gnn"),
+            ("gnn.arch=ggnn", "gnn.num_layers=6", "gnn.pooling=devign")),
+    Variant("pretrained_encoder", "6 pretraining", "MLM-pretrained encoder (pipeline `pretraining` on the train "
+            "split's functions), transformer fine-tuned from it (preset=devign_cpu_pretrained)", ("transformer",),
+            ("data_processing", "pretraining", "transformer"), ("preset=devign_cpu_pretrained",)),
 )
 VARIANT_NAMES = tuple(v.name for v in VARIANTS)
 
@@ -275,22 +283,22 @@ def run_variant(variant: Variant, args: argparse.Namespace, workdir: Path, base_
     result on other seeds) the new seeds run in a sub-folder and the result covers both."""
     seeds = list(seeds or args.seeds)
     reference = workdir / "reference"
-    if variant.in_reference:
-        if not (reference / "result.json").exists():
-            raise SystemExit(f"{variant.name} runs in the reference copy: run the `reference` variant first")
-        project = reference
-    else:
-        project = workdir / variant.name
-        if previous is not None:
-            project = project / f"seeds_{'_'.join(str(s) for s in seeds)}"
-        shutil.rmtree(project, ignore_errors=True)
-        project.mkdir(parents=True)
-        quality.make_project_copy(project, local_parameters(args, seeds))
+    if (variant.in_reference or variant.data == "idnorm") and not (reference / "result.json").exists():
+        raise SystemExit(f"{variant.name} needs the reference run's outputs: run the `reference` variant first "
+                         "(or name a finished run with --reference-from)")
+    project = workdir / variant.name
+    if previous is not None:
+        project = project / f"seeds_{'_'.join(str(s) for s in seeds)}"
+    shutil.rmtree(project, ignore_errors=True)
+    project.mkdir(parents=True)
+    quality.make_project_copy(project, local_parameters(args, seeds))
+    if variant.in_reference:  # a copy of the reference's data, so its checkpoints are fused and its own files stay intact
+        copy_reference_data(reference_project(workdir), project, variant.tracks)
     runtime = json.loads(json.dumps(base_params))
     if variant.data == "idnorm":
         if not (reference / "result.json").exists():
             raise SystemExit(f"{variant.name} normalises the reference run's rows: run the `reference` variant first")
-        runtime = normalised_data(reference, workdir / "idnorm_data")
+        runtime = normalised_data(reference_project(workdir), workdir / "idnorm_data")
     _merge(runtime, quality.dotted_params(list(variant.params)))
     _merge(runtime, json.loads(json.dumps(variant.extra_params)))
     if variant.backbone == "ood":
@@ -302,14 +310,7 @@ def run_variant(variant: Variant, args: argparse.Namespace, workdir: Path, base_
         _merge(runtime, {"transformer": {"model_name": str(backbone)}})
     print(f"[ablations] {variant.name}: kedro run --pipeline {variant.pipelines or '__default__'} params {quality._flat(runtime)}",
           flush=True)
-    local = project / "conf" / "local" / "parameters.yml"
-    kept_local = local.read_text(encoding="utf-8")
-    if variant.in_reference:  # this invocation's seeds (pipelines are built per seed from conf/local)
-        local.write_text(local_parameters(args, seeds), encoding="utf-8")
-    try:
-        total, node_seconds, params = quality.run_project(project, runtime, variant.pipelines)
-    finally:
-        local.write_text(kept_local, encoding="utf-8")
+    total, node_seconds, params = quality.run_project(project, runtime, variant.pipelines)
     import pandas as pd
 
     train_rows = len(pd.read_parquet(project / "data/03_primary/train_functions.parquet"))
@@ -336,16 +337,59 @@ def run_variant(variant: Variant, args: argparse.Namespace, workdir: Path, base_
         result["track_s"] = {k: previous["track_s"].get(k, 0.0) + result["track_s"].get(k, 0.0)
                              for k in {*previous["track_s"], *result["track_s"]}}
     result_path(workdir, variant).write_text(json.dumps(result), encoding="utf-8")
-    if not variant.in_reference and variant.name != "reference":  # the heavy artefacts are not needed any more
+    if variant.name != "reference":  # the heavy artefacts are not needed any more
         for heavy in ("data/06_models", "data/04_feature", "mlruns"):
             shutil.rmtree(project / heavy, ignore_errors=True)
     return result
 
 
 def result_path(workdir: Path, variant: Variant) -> Path:
-    if variant.in_reference:
-        return workdir / "reference" / f"result_{variant.name}.json"
-    return workdir / variant.name / "result.json"
+    legacy = workdir / "reference" / f"result_{variant.name}.json"  # where in-reference variants used to write
+    return legacy if legacy.exists() else workdir / variant.name / "result.json"
+
+
+def reference_project(workdir: Path) -> Path:
+    """The folder holding the reference run's data: the work folder's own, or the one --reference-from named."""
+    result = quality.read_json(workdir / "reference" / "result.json")
+    return Path(result.get("project_dir") or workdir / "reference")
+
+
+def copy_reference_data(source: Path, project: Path, tracks: Sequence[str]) -> None:
+    """The reference's data without the outputs of ``tracks`` (which the variant re-trains)."""
+    skip = {f"{stage}/{track}" for stage in ("06_models", "07_model_output", "08_reporting") for track in tracks}
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        relative = Path(folder).relative_to(source / "data")
+        return {name for name in names if (relative / name).as_posix() in skip}
+
+    shutil.copytree(source / "data", project / "data", ignore=ignore, dirs_exist_ok=True)
+
+
+def import_reference(args: argparse.Namespace, workdir: Path, base_params: Mapping[str, Any]) -> dict:
+    """The reference result read from a finished run (``benchmarks/quality.py --keep DIR`` on the same data and
+    runtime params), instead of training it again: full-data references cost hours."""
+    source = args.reference_from.resolve()
+    params = quality.project_params(source, base_params)
+    import pandas as pd
+
+    seeds = sorted(int(s) for s in args.seeds)
+    result = {
+        "variant": "reference",
+        "wall_s": 0.0,
+        "track_s": {},
+        "imported_from": str(source),
+        "project_dir": str(source),
+        "runtime_params": quality._flat(base_params),
+        "params": {"transformer": {k: params["transformer"].get(k) for k in ("vocab_size", "max_length", "model_name")},
+                   "graphs": params.get("graphs"),
+                   "train_rows": len(pd.read_parquet(source / "data/03_primary/train_functions.parquet"))},
+        "seed_dirs": {str(s): str(source) for s in seeds},
+        "tracks": collect_run(source, TRACKS, seeds, params.get("sweep")),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    (workdir / "reference").mkdir(parents=True, exist_ok=True)
+    (workdir / "reference" / "result.json").write_text(json.dumps(result), encoding="utf-8")
+    return result
 
 
 # --------------------------------------------------------------------------------------------
@@ -548,6 +592,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sample-valid", type=int, default=1000)
     parser.add_argument("--sample-test", type=int, default=1000)
     parser.add_argument("--sample-seed", type=int, default=0)
+    parser.add_argument("--full", action="store_true", help="--data devign: every row of every split (no sampling)")
+    parser.add_argument("--params", action="append", default=[],
+                        help="extra dotted overrides for every variant and the reference, e.g. preset=devign_cpu (repeatable)")
+    parser.add_argument("--reference-from", type=Path, default=None,
+                        help="a finished `benchmarks/quality.py --keep DIR` run on the same data and --params: its "
+                             "outputs are the reference (nothing re-trained) and in-reference variants copy its data")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="default 0 1 (0 with --quick)")
     parser.add_argument("--variants", default="", help=f"comma-separated subset, run in that order, of {','.join(VARIANT_NAMES)} (default: all)")
     parser.add_argument("--workdir", type=Path, default=None,
@@ -586,6 +636,10 @@ def base_runtime_params(args: argparse.Namespace) -> dict[str, Any]:
             "--sample-seed", str(args.sample_seed)]
     if args.quick:
         argv.append("--quick")
+    if args.full:
+        argv.append("--full")
+    for item in args.params:
+        argv += ["--params", item]
     return quality.runtime_params_for(quality.parse_args(argv))
 
 
@@ -634,13 +688,15 @@ def main(argv: Sequence[str] | None = None) -> str | None:
         shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True, exist_ok=True)
     base = base_runtime_params(args)
+    if args.reference_from is not None and not (workdir / "reference" / "result.json").exists():
+        import_reference(args, workdir, base)
     by_name = {variant.name: variant for variant in VARIANTS}
     for variant in (by_name[name] for name in ([] if args.report_only else args.chosen)):  # in the order asked for
         previous, seeds = None, list(args.seeds)
         if result_path(workdir, variant).exists():
             previous = quality.read_json(result_path(workdir, variant))
             seeds = [s for s in args.seeds if s not in result_seeds(previous)]
-            if not seeds or variant.in_reference or variant.name == "reference" or not args.chosen_explicitly:
+            if not seeds or variant.name == "reference" or not args.chosen_explicitly:
                 continue  # done (a variant gains seeds only when named in --variants with new --seeds)
         lock = workdir / f"{variant.name}.running"  # another invocation on the same work folder runs it
         try:

@@ -154,6 +154,21 @@ def run_project(
     return time.perf_counter() - started, timer.seconds, params
 
 
+def project_params(project: Path, runtime_params: Mapping[str, Any]) -> dict[str, Any]:
+    """The effective parameters of the project folder ``project`` (presets, conf/local, runtime params), run nothing."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    previous = Path.cwd()
+    os.chdir(project)
+    try:
+        bootstrap_project(project)
+        with KedroSession.create(project_path=project, runtime_params=dict(runtime_params)) as session:
+            return session.load_context().params
+    finally:
+        os.chdir(previous)
+
+
 def config_lines(params: Mapping[str, Any]) -> list[str]:
     """The model settings that decide cost and quality, as the run resolved them."""
     t, g, f, b = (params.get(k, {}) for k in ("transformer", "gnn", "fusion", "baseline"))
