@@ -28,7 +28,15 @@ from streamguard.evaluation import logits_frame
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CODE_TOKEN_PATTERN", "DEFAULT_BASELINE_PARAMS", "fit_baseline", "make_vectorizer", "tokenize_code"]
+__all__ = [
+    "CODE_TOKEN_PATTERN",
+    "DEFAULT_BASELINE_PARAMS",
+    "LexicalScorer",
+    "cross_fitted_margins",
+    "fit_baseline",
+    "make_vectorizer",
+    "tokenize_code",
+]
 
 # Identifiers, numbers (hex, decimal, float, with integer suffixes), C's multi-character operators,
 # then any other single non-space character (punctuation). Non-capturing groups only: scikit-learn
@@ -127,8 +135,6 @@ def fit_baseline(
     dict with the chosen ``C``, the selection criterion, the per-C validation scores, the vocabulary
     size and the most vulnerable / most safe n-grams of the chosen model.
     """
-    from sklearn.linear_model import LogisticRegression
-
     p = _params(params)
     for split, frame in (("train", train), ("valid", valid), ("test", test)):
         _check_frame(frame, split)
@@ -139,10 +145,33 @@ def fit_baseline(
             raise ValueError(f"baseline: the {split} split has a single class; C cannot be chosen on it")
 
     started = time.perf_counter()
+    vectorizer, best_model, selection = _select_c(train, valid, p)
+    x_valid = vectorizer.transform(valid["func"].astype(str).tolist())
+    x_test = vectorizer.transform(test["func"].astype(str).tolist())
+    valid_logits = logits_frame(valid["idx"].to_numpy(), y_valid, _logits(best_model, x_valid))
+    test_logits = logits_frame(
+        test["idx"].to_numpy(), test["target"].astype(np.int64).to_numpy(), _logits(best_model, x_test)
+    )
+    info = {
+        "model": "tfidf_logreg",
+        **selection,
+        "ngram_range": [int(n) for n in p["ngram_range"]],
+        "num_train": int(len(train)),
+        "fit_seconds": round(time.perf_counter() - started, 3),
+        **_top_ngrams(vectorizer, best_model, int(p["top_ngrams"])),
+    }
+    return valid_logits, test_logits, info
+
+
+def _select_c(train: pd.DataFrame, valid: pd.DataFrame, p: Mapping[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
+    """Vectorizer fitted on train and the logistic regression whose C scores best on valid."""
+    from sklearn.linear_model import LogisticRegression
+
+    y_train = train["target"].astype(np.int64).to_numpy()
+    y_valid = valid["target"].astype(np.int64).to_numpy()
     vectorizer = make_vectorizer(p)
     x_train = vectorizer.fit_transform(train["func"].astype(str).tolist())
     x_valid = vectorizer.transform(valid["func"].astype(str).tolist())
-    x_test = vectorizer.transform(test["func"].astype(str).tolist())
     vocabulary_size = len(vectorizer.vocabulary_)
     if vocabulary_size == 0:
         raise ValueError("baseline: the vocabulary is empty (min_df too high for the train split?)")
@@ -178,24 +207,15 @@ def fit_baseline(
             best_c, p["c_grid"],
         )
 
-    valid_logits = logits_frame(valid["idx"].to_numpy(), y_valid, _logits(best_model, x_valid))
-    test_logits = logits_frame(
-        test["idx"].to_numpy(), test["target"].astype(np.int64).to_numpy(), _logits(best_model, x_test)
-    )
-    info = {
-        "model": "tfidf_logreg",
+    selection = {
         "C": best_c,
         "select_by": p["select_by"],
         "valid_score": best_score,
         "c_at_grid_edge": bool(at_edge),
         "c_grid": grid_rows,
         "vocabulary_size": int(vocabulary_size),
-        "ngram_range": [int(n) for n in p["ngram_range"]],
-        "num_train": int(len(train)),
-        "fit_seconds": round(time.perf_counter() - started, 3),
-        **_top_ngrams(vectorizer, best_model, int(p["top_ngrams"])),
     }
-    return valid_logits, test_logits, info
+    return vectorizer, best_model, selection
 
 
 def _top_ngrams(vectorizer: Any, model: Any, count: int) -> dict[str, list[str]]:
@@ -209,3 +229,78 @@ def _top_ngrams(vectorizer: Any, model: Any, count: int) -> dict[str, list[str]]
         "top_safe_ngrams": [str(names[i]) for i in order[:count]],
     }
 
+
+
+class LexicalScorer:
+    """The fitted TF-IDF + logistic-regression model as plain arrays: log-odds for any code text.
+
+    Stored inside other tracks' checkpoints (fusion's lexical branch), which are loaded with
+    ``torch.load(weights_only=True)``: so it exports a vocabulary, idf and coefficients, never a pickle.
+    """
+
+    def __init__(self, vectorizer: Any, coef: np.ndarray, intercept: float, c: float | None = None) -> None:
+        self.vectorizer, self.coef, self.intercept = vectorizer, np.asarray(coef, dtype=np.float64), float(intercept)
+        self.c = c  # the regularisation chosen on valid (cross-fitting refits at it)
+
+    @classmethod
+    def fit(cls, train: pd.DataFrame, valid: pd.DataFrame, params: Mapping[str, Any] | None = None) -> LexicalScorer:
+        """The baseline's own model: vectorizer on train, C chosen on valid."""
+        vectorizer, model, selection = _select_c(train, valid, _params(params))
+        return cls(vectorizer, model.coef_[0], model.intercept_[0], c=float(selection["C"]))
+
+    def log_odds(self, texts: Sequence[str]) -> np.ndarray:
+        """The logistic regression's margin per text (float64, shape [n])."""
+        return np.asarray(self.vectorizer.transform([str(t) for t in texts]) @ self.coef + self.intercept, dtype=np.float64)
+
+    def export(self) -> dict[str, Any]:
+        import torch
+
+        v = self.vectorizer
+        return {
+            "vocabulary": {str(term): int(i) for term, i in v.vocabulary_.items()},
+            "idf": torch.from_numpy(np.asarray(v.idf_, dtype=np.float64)),
+            "coef": torch.from_numpy(self.coef),
+            "intercept": self.intercept,
+            "C": self.c,
+            "vectorizer": {"token_pattern": v.token_pattern, "ngram_range": list(v.ngram_range),
+                           "lowercase": bool(v.lowercase), "sublinear_tf": bool(v.sublinear_tf)},
+        }
+
+    @classmethod
+    def from_export(cls, exported: Mapping[str, Any]) -> LexicalScorer:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        settings = exported["vectorizer"]
+        vectorizer = TfidfVectorizer(
+            token_pattern=settings["token_pattern"], ngram_range=tuple(settings["ngram_range"]),
+            lowercase=settings["lowercase"], sublinear_tf=settings["sublinear_tf"], vocabulary=dict(exported["vocabulary"]),
+            dtype=np.float64,
+        )
+        vectorizer.idf_ = np.asarray(exported["idf"], dtype=np.float64)  # also fixes the vocabulary
+        return cls(vectorizer, np.asarray(exported["coef"], dtype=np.float64), float(exported["intercept"]), exported.get("C"))
+
+
+def cross_fitted_margins(
+    train: pd.DataFrame, c: float, params: Mapping[str, Any] | None = None, folds: int = 5, seed: int = 0
+) -> np.ndarray:
+    """Out-of-fold log-odds for every train row: each fold is scored by a vectorizer + model fitted on the others.
+
+    Why: a model fed the baseline's score on its own training rows would learn to trust an
+    overfitted number; out-of-fold scores are as noisy on train as they will be on new code.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+
+    p = _params(params)
+    labels = train["target"].astype(np.int64).to_numpy()
+    if folds < 2:
+        raise ValueError(f"cross-fitting needs at least 2 folds, got {folds}")
+    model = make_pipeline(
+        make_vectorizer(p),
+        LogisticRegression(C=float(c), solver="liblinear", max_iter=int(p["max_iter"]), class_weight=p["class_weight"],
+                           random_state=int(p["random_state"])),
+    )
+    splitter = StratifiedKFold(n_splits=int(folds), shuffle=True, random_state=int(seed))
+    texts = train["func"].astype(str).tolist()
+    return np.asarray(cross_val_predict(model, texts, labels, cv=splitter, method="decision_function"), dtype=np.float64)

@@ -86,6 +86,20 @@ def test_forward_and_encode_shapes(graphs: list, arch: str, pooling: str) -> Non
     assert model.embedding_dim == (32 if pooling == "mean_max" else 16)
 
 
+def test_devign_readout_ignores_padding_and_batch_mates(graphs: list) -> None:
+    """A graph's vector is the same alone, in a batch beside longer graphs, and for a 1-node graph."""
+    model = make_model(arch="ggnn", pooling="devign").eval()
+    tiny = build_graphs(["int z;"], CONFIG)
+    with torch.no_grad():
+        together = model.encode(batch_of(graphs))
+        for position in range(len(graphs)):
+            alone = model.encode(batch_of(graphs, order=[position]))
+            torch.testing.assert_close(alone[0], together[position], atol=1e-5, rtol=1e-5)
+        examples = GraphExamples([0], tiny, [0])
+        single = model.encode(collate_graphs([examples[0]]))
+    assert torch.isfinite(single).all() and single.shape == (1, 16)
+
+
 def test_without_reverse_edges(graphs: list) -> None:
     model = make_model(arch="ggnn", add_reverse_edges=False).eval()
     assert model(batch_of(graphs)).shape == (6, 2)

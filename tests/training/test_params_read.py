@@ -176,7 +176,7 @@ def _assert_all_read(track: str, top_reads: set[str], field_reads: dict) -> None
 @pytest.mark.parametrize("track", ["transformer", "gnn", "fusion"])
 def test_every_conf_base_parameter_is_read(track, frames, graphs, branch_checkpoints, field_reads):
     top_reads: set[str] = set()
-    extra = {"freeze_transformer": False, "freeze_gnn": False} if track == "fusion" else {}
+    extra = {"freeze_transformer": False, "freeze_gnn": False, "lexical_branch": True} if track == "fusion" else {}
     _train(track, _params(track, top_reads, False), frames, graphs, branch_checkpoints)
     _train(track, _params(track, top_reads, True, **extra), frames, graphs, branch_checkpoints)
     _assert_all_read(track, top_reads, field_reads)

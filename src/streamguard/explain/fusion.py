@@ -11,6 +11,8 @@ How the branches are combined (documented in the README, "Which lines?"):
    (|gradient x input| of the concatenated branch vectors, summed per branch): the branch the
    head leaned on for *this* function decides more of the line ranking.
 
+A lexical branch (the TF-IDF log-odds) is held fixed like the other branch and ranks no lines.
+
 ``attention`` uses the transformer branch only (the GNN has no attention to read); a fusion
 model without a transformer branch falls back to ``integrated_gradients`` for it.
 """
@@ -78,6 +80,9 @@ def fusion_line_scores_one(
         if gnn is not None:
             graph_batch = single_graph_batch(graph_with_spans(code, graph_config)[0])
             parts["gnn"] = gnn.encode(graph_batch)
+        if "lexical" in order:  # one number, held fixed: it shifts the head but has no lines of its own
+            log_odds = model.lexical_scorer.log_odds([code])
+            parts["lexical"] = torch.tensor(log_odds, dtype=torch.float32).reshape(1, 1)
     shares = branch_shares(model.head, parts, order)
 
     def head_logits(name: str, vector: Any) -> Any:

@@ -1,9 +1,11 @@
-"""Late fusion: concat(transformer CLS, GNN pooled) -> MLP head -> 2 logits.
+"""Late fusion: concat(transformer CLS, GNN pooled[, lexical log-odds]) -> MLP head -> 2 logits.
 
 A branch is either *live* (an encoder module whose ``encode`` runs every batch: fine-tuning and
 inference) or *cached* (its embedding was computed once, the encoder being frozen, and arrives in
 ``batch["features"][name]``). Training a frozen branch from the cache gives the same model as
-running the frozen encoder every batch, at a fraction of the cost.
+running the frozen encoder every batch, at a fraction of the cost. The optional ``lexical`` branch
+is one number per function, the TF-IDF model's log-odds (``streamguard.baseline.LexicalScorer``):
+always a feature, never an encoder.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-BRANCH_ORDER = ("transformer", "gnn")
+BRANCH_ORDER = ("transformer", "gnn", "lexical")
 
 
 class FusionClassifier(nn.Module):
@@ -28,8 +30,8 @@ class FusionClassifier(nn.Module):
     ) -> None:
         super().__init__()
         self.branches = [name for name in BRANCH_ORDER if name in branch_dims]
-        if not self.branches:
-            raise ValueError("fusion needs at least one branch (transformer or gnn)")
+        if not set(self.branches) & {"transformer", "gnn"}:
+            raise ValueError("fusion needs at least one deep branch (transformer or gnn)")
         self.branch_dims = {name: int(branch_dims[name]) for name in self.branches}
         self.encoders = nn.ModuleDict(dict(encoders or {}))
         in_dim = sum(self.branch_dims.values())
@@ -43,7 +45,12 @@ class FusionClassifier(nn.Module):
         parts = []
         cached = batch.get("features", {})
         for name in self.branches:  # a cached (frozen) embedding wins over re-running its encoder
-            parts.append(cached[name] if name in cached else self.encoders[name].encode(batch[name]))
+            if name in cached:
+                parts.append(cached[name])
+            elif name == "lexical":
+                raise KeyError("the lexical branch is a feature: pass batch['features']['lexical'] (the TF-IDF log-odds)")
+            else:
+                parts.append(self.encoders[name].encode(batch[name]))
         return torch.cat(parts, dim=-1)
 
     def forward(self, batch: Mapping[str, Any]) -> torch.Tensor:

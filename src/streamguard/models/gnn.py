@@ -33,7 +33,7 @@ from torch_geometric.nn import AttentionalAggregation, GATConv, GCNConv, global_
 from streamguard.graphs.builder import CodeGraph
 
 ARCHITECTURES = ("gcn", "gat", "ggnn")
-POOLINGS = ("mean", "max", "mean_max", "attention")
+POOLINGS = ("mean", "max", "mean_max", "attention", "devign")
 NUM_CLASSES = 2
 
 
@@ -123,6 +123,49 @@ class TypedGGNN(nn.Module):
         return h
 
 
+class DevignReadout(nn.Module):
+    """The Devign paper's convolutional readout (Zhou et al. 2019, §3.3), returning a graph vector.
+
+    Node states ``h`` (and, concatenated, the inputs ``x``) are taken in node order (the AST's
+    pre-order, so neighbouring positions are neighbouring code), passed through two Conv1d +
+    max-pool stages, and the two paths are gated: mean over positions of sigmoid(W_y y) * (W_z z).
+    The paper maps the gated product straight to a score; here it stays a ``hidden_dim`` vector so
+    the shared head (and fusion) read it like any other pooling. Padding positions are masked out.
+    """
+
+    TAIL = 6  # padding positions after the longest graph: both pooling stages see whole windows
+
+    def __init__(self, hidden_dim: int) -> None:
+        super().__init__()
+        self.conv_y = nn.ModuleList([nn.Conv1d(2 * hidden_dim, 2 * hidden_dim, 3, padding=1), nn.Conv1d(2 * hidden_dim, 2 * hidden_dim, 1)])
+        self.conv_z = nn.ModuleList([nn.Conv1d(hidden_dim, hidden_dim, 3, padding=1), nn.Conv1d(hidden_dim, hidden_dim, 1)])
+        self.pools = nn.ModuleList([nn.MaxPool1d(3, stride=2), nn.MaxPool1d(2, stride=2)])
+        self.gate = nn.Linear(2 * hidden_dim, hidden_dim)
+        self.value = nn.Linear(hidden_dim, hidden_dim)
+
+    def _path(self, dense: torch.Tensor, mask: torch.Tensor, convs: nn.ModuleList) -> tuple[torch.Tensor, torch.Tensor]:
+        out, keep = dense.transpose(1, 2), mask[:, None, :].to(dense.dtype)  # [B, C, N], [B, 1, N]
+        for conv, pool in zip(convs, self.pools):
+            # Padding is zeroed before and after each conv (ReLU outputs are >= 0, so a zero never wins
+            # a max); with TAIL padding positions every window that starts on a real position is
+            # complete, so a graph's vector does not depend on how much padding its batch needed.
+            out = pool(F.relu(conv(out * keep)) * keep)
+            keep = pool(keep)  # a pooled position is real when any of its inputs was
+        return out.transpose(1, 2), keep[:, 0, :]
+
+    def forward(self, h: torch.Tensor, x: torch.Tensor, batch: torch.Tensor, size: int) -> torch.Tensor:
+        from torch_geometric.utils import to_dense_batch
+
+        counts = torch.bincount(batch, minlength=size)
+        length = (int(counts.max()) if counts.numel() else 0) + self.TAIL
+        h_dense, mask = to_dense_batch(h, batch, batch_size=size, max_num_nodes=length)
+        x_dense, _ = to_dense_batch(x, batch, batch_size=size, max_num_nodes=length)
+        y, keep = self._path(torch.cat([h_dense, x_dense], dim=-1), mask, self.conv_y)
+        z, _ = self._path(h_dense, mask, self.conv_z)
+        gated = torch.sigmoid(self.gate(y)) * self.value(z) * keep[..., None]
+        return gated.sum(dim=1) / keep.sum(dim=1, keepdim=True).clamp(min=1.0)
+
+
 class GNNClassifier(nn.Module):
     """Typed-edge GNN -> pooled graph vector (+ extra features) -> 2 logits."""
 
@@ -189,6 +232,8 @@ class GNNClassifier(nn.Module):
         if arch != "ggnn":
             self.norms = nn.ModuleList(nn.LayerNorm(hidden_dim) for _ in range(num_layers))
 
+        if pooling == "devign":
+            self.devign_readout = DevignReadout(hidden_dim)
         if pooling == "attention":
             self.attention_pool = AttentionalAggregation(
                 gate_nn=nn.Sequential(nn.Linear(hidden_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, 1))
@@ -246,9 +291,13 @@ class GNNClassifier(nn.Module):
     def encode(self, batch: Mapping[str, Any], node_inputs: torch.Tensor | None = None) -> torch.Tensor:
         """Pooled graph embedding (+ extra features) before the head: [B, embedding_dim]."""
         graph = batch["graph"]
+        if self.pooling == "devign":  # the readout also reads the node inputs (the paper's x)
+            node_inputs = self.node_inputs(graph) if node_inputs is None else node_inputs
         h = self.node_states(graph, node_inputs)
         size = graph.num_graphs
-        if self.pooling == "mean":
+        if self.pooling == "devign":
+            pooled = self.devign_readout(h, node_inputs, graph.batch, size)
+        elif self.pooling == "mean":
             pooled = global_mean_pool(h, graph.batch, size)
         elif self.pooling == "max":
             pooled = global_max_pool(h, graph.batch, size)

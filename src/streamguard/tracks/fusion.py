@@ -85,10 +85,16 @@ def _branch_inputs(
     return None, (load_gnn(checkpoint), _examples(frame, graphs, None), collate_graphs)
 
 
-def _fusion_examples(branches, frame, graphs, frozen: Mapping[str, bool], pad_to_multiple_of: Any = "checkpoint"):
+def _fusion_examples(branches, frame, graphs, frozen: Mapping[str, bool], pad_to_multiple_of: Any = "checkpoint",
+                     lexical: Any = None):
+    """Examples for ``frame``; ``lexical`` (log-odds per row, or None) becomes the lexical branch's feature."""
+    import numpy as np
+
     from streamguard.models.fusion import FusionExamples
 
     features, live, encoders, collates = {}, {}, {}, {}
+    if lexical is not None:
+        features["lexical"] = np.asarray(lexical, dtype=np.float32).reshape(-1, 1)
     for name, checkpoint in branches.items():
         cached, live_parts = _branch_inputs(
             name, checkpoint, frame, graphs, frozen[name], branches.get("transformer"), pad_to_multiple_of
@@ -101,11 +107,50 @@ def _fusion_examples(branches, frame, graphs, frozen: Mapping[str, bool], pad_to
     return examples, encoders, collates
 
 
-def _branch_dims(branches: Mapping[str, Mapping]) -> dict[str, int]:
+_LEXICAL_CACHE: dict[str, tuple[Any, Any, Any]] = {}
+
+
+def lexical_branch(frames: Mapping[str, pd.DataFrame], baseline_params: Mapping[str, Any] | None, folds: int):
+    """(scorer, train log-odds, valid log-odds) for the lexical branch.
+
+    The scorer is the baseline's model (TF-IDF + logistic regression, C chosen on valid); train rows
+    get out-of-fold log-odds (``folds``-fold cross-fitting at that C), valid rows the scorer's own.
+    Computed once per data and settings in a process, so every fusion seed shares it.
+    """
+    import hashlib
+    import json
+
+    from streamguard.baseline import LexicalScorer, cross_fitted_margins
+
+    digest = hashlib.sha256(json.dumps([dict(baseline_params or {}), int(folds)], sort_keys=True, default=str).encode())
+    for split in ("train", "valid"):
+        digest.update(pd.util.hash_pandas_object(frames[split][["idx", "func", "target"]], index=False).to_numpy().tobytes())
+    key = digest.hexdigest()
+    if key not in _LEXICAL_CACHE:
+        scorer = LexicalScorer.fit(frames["train"], frames["valid"], baseline_params)
+        train = cross_fitted_margins(frames["train"], scorer.c, baseline_params, folds=folds)
+        valid = scorer.log_odds(frames["valid"]["func"].tolist())
+        logger.info("fusion lexical branch: C=%g, %d-fold cross-fitted train log-odds", scorer.c, folds)
+        _LEXICAL_CACHE.clear()  # one data set at a time
+        _LEXICAL_CACHE[key] = (scorer, train, valid)
+    return _LEXICAL_CACHE[key]
+
+
+def _lexical_scorer(checkpoint: Mapping[str, Any]):
+    """The fusion checkpoint's lexical scorer, or None without a lexical branch."""
+    from streamguard.baseline import LexicalScorer
+
+    exported = checkpoint["model"].get("lexical")
+    if exported is None:
+        return None
+    return cached_build("fusion_lexical", checkpoint, lambda: LexicalScorer.from_export(exported))
+
+
+def _branch_dims(branches: Mapping[str, Mapping], lexical: bool = False) -> dict[str, int]:
     from streamguard.tracks.gnn import load_gnn
     from streamguard.tracks.transformer import load_transformer
 
-    dims = {}
+    dims = {"lexical": 1} if lexical else {}
     if "transformer" in branches:
         dims["transformer"] = load_transformer(branches["transformer"])[0].embedding_dim
     if "gnn" in branches:
@@ -124,13 +169,15 @@ def train_fusion(
     seed: int,
     on_epoch_end: Callable[[dict], None] | None = None,
     resume: Any = None,
+    baseline_params: Mapping[str, Any] | None = None,
 ) -> tuple[dict, list[dict]]:
     """Fit the fusion head (and fine-tune unfrozen encoders at ``training.encoder_lr``) for one seed.
 
     With a live (unfrozen) transformer branch, ``training.pad_to_multiple_of`` pads its batches and
     ``training.group_by_length`` batches functions of similar token length; frozen branches are
     cached vectors, so neither applies. ``resume`` (a ResumeStore) saves every epoch and continues
-    from a state saved with the same config, data and branch checkpoints.
+    from a state saved with the same config, data and branch checkpoints. ``lexical_branch: true``
+    adds the TF-IDF model (``baseline_params``) as a third, one-number branch (``lexical_branch``).
     """
     from streamguard.models.fusion import FusionClassifier, make_fusion_collate
     from streamguard.training import fit, seed_everything
@@ -140,12 +187,16 @@ def train_fusion(
     frozen = {"transformer": bool(params["freeze_transformer"]), "gnn": bool(params["freeze_gnn"])}
     config = train_config(params, seed)
     pad = config.pad_to_multiple_of if "transformer" in branches and not frozen["transformer"] else "checkpoint"
-    train_set, encoders, collates = _fusion_examples(branches, frames["train"], graphs["train"], frozen, pad)
-    valid_set, valid_encoders, _ = _fusion_examples(branches, frames["valid"], graphs["valid"], frozen, pad)
+    use_lexical = bool(params.get("lexical_branch", False))
+    scorer, train_lexical, valid_lexical = (
+        lexical_branch(frames, baseline_params, int(params.get("lexical_folds", 5))) if use_lexical else (None, None, None)
+    )
+    train_set, encoders, collates = _fusion_examples(branches, frames["train"], graphs["train"], frozen, pad, train_lexical)
+    valid_set, valid_encoders, _ = _fusion_examples(branches, frames["valid"], graphs["valid"], frozen, pad, valid_lexical)
     del valid_encoders  # same weights as `encoders`; validation runs through the trained model
     live_tokens = train_set.live.get("transformer")
     seed_everything(seed)
-    model = FusionClassifier(_branch_dims(branches), params["hidden_dim"], params["dropout"], encoders=encoders)
+    model = FusionClassifier(_branch_dims(branches, use_lexical), params["hidden_dim"], params["dropout"], encoders=encoders)
     data: dict[str, Any] = {
         "train": frames["train"],
         "valid": frames["valid"],
@@ -153,9 +204,11 @@ def train_fusion(
         "valid_graphs": graphs["valid"],
     }
     data.update({f"{name}_checkpoint": checkpoint["model"] for name, checkpoint in branches.items()})
+    if use_lexical:
+        data["lexical"] = {"baseline": dict(baseline_params or {}), "folds": int(params.get("lexical_folds", 5))}
     config, lr_info = resolve_lr(
         config, model, train_set, make_fusion_collate(collates), track="fusion", seed=seed, params=params, data=data,
-        extra_config={"branches": sorted(branches)},
+        extra_config={"branches": sorted(branches) + (["lexical"] if use_lexical else [])},
     )
     groups = [{"params": list(model.head.parameters()), "lr": config.lr}]
     if encoders:
@@ -174,7 +227,7 @@ def train_fusion(
         data=data,
         resume=resume,
         on_epoch_end=on_epoch_end,
-        extra_config={"branches": sorted(branches)},
+        extra_config={"branches": sorted(branches) + (["lexical"] if use_lexical else [])},
     )
     export = {
         "head_config": result.model.head_config(),
@@ -183,10 +236,13 @@ def train_fusion(
         "frozen": frozen,
         "branch_checkpoints": {name: {"config": ckpt["config"], "model": ckpt["model"], "track": name, "seed": ckpt["seed"]} for name, ckpt in branches.items()},
     }
+    if scorer is not None:
+        export["lexical"] = scorer.export()
     extra = {
         "branches_used": list(branches),
         "branches_missing": [name for name in ("transformer", "gnn") if name not in branches],
         "frozen_branches": [name for name in branches if frozen[name]],
+        "lexical_branch": use_lexical,
     }
     checkpoint = build_checkpoint("fusion", seed, params, export, result, metrics_extra={**extra, **lr_info})
     return checkpoint, result.history
@@ -211,6 +267,7 @@ def load_fusion(checkpoint: Mapping[str, Any]):
         head = exported["head_config"]
         model = FusionClassifier(head["branch_dims"], head["hidden_dim"], head["dropout"], encoders=encoders)
         model.head.load_state_dict(exported["head_state"])
+        model.lexical_scorer = _lexical_scorer(checkpoint)  # the lexical branch's input, from code text
         return model.eval()
 
     return cached_build("fusion", checkpoint, build)
@@ -225,6 +282,8 @@ def fusion_logits(checkpoint: Mapping[str, Any], frame: pd.DataFrame, graphs: Se
     branches = exported["branch_checkpoints"]
     # Frozen branches are embedded once (cached); fine-tuned ones run live with their tuned weights.
     frozen = {name: name not in exported["fine_tuned_encoders"] for name in branches}
-    examples, _, collates = _fusion_examples(branches, frame, graphs, frozen)
+    scorer = _lexical_scorer(checkpoint)
+    lexical = None if scorer is None else scorer.log_odds(frame["func"].tolist())
+    examples, _, collates = _fusion_examples(branches, frame, graphs, frozen, lexical=lexical)
     idx, labels, logits = predict_logits(load_fusion(checkpoint), examples, make_fusion_collate(collates))
     return logits_frame(idx, labels, logits)

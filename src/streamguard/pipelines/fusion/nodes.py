@@ -17,12 +17,15 @@ def train(
     train_graphs: list,
     valid_graphs: list,
     params: dict[str, Any],
+    baseline_params: dict[str, Any],
     training_state: Any,
     collapse_report: Any = None,
     *,
     seed: int,
 ):
     """Train the fusion head for one seed from that seed's branch checkpoints (either may be missing).
+
+    ``baseline_params`` configure the lexical branch's TF-IDF model (used with ``fusion.lexical_branch``).
 
     ``training_state`` (a ResumeStore) is where per-epoch resumable states go and are resumed from.
     A collapsed seed (one class predicted for consecutive epochs) writes ``collapse_report`` and fails.
@@ -41,6 +44,7 @@ def train(
             seed=seed,
             on_epoch_end=epoch_logger(f"fusion.seed_{seed}"),
             resume=training_state,
+            baseline_params=baseline_params,
         ),
         collapse_report,
     )

@@ -19,6 +19,7 @@ def _seed_pipeline(seed: int) -> Pipeline:
                     "train_graphs",
                     "valid_graphs",
                     "params:fusion",
+                    "params:baseline",
                     f"fusion.seed_{seed}.training_state", f"fusion.seed_{seed}.collapse_report",
                 ],
                 outputs=["checkpoint", "history"],
