@@ -16,7 +16,7 @@ transformer`` and so on) with dotted ``--params`` overrides, so each variant cos
    randomly initialised tiny RoBERTa: the documented local-checkpoint path; those initial weights are
    saved once, so unlike the scratch path they do not change with the seed);
 2. **identifiers**: user-defined identifiers mapped to ``VAR_n`` / ``FUNC_n`` by
-   ``streamguard.identifiers`` (C keywords, types, fields, macros and common library/API names kept),
+   ``streamguard.data.identifiers`` (C keywords, types, fields, macros and common library/API names kept),
    applied to a normalised copy of the sampled rows written as jsonl (the run reads that copy:
    data_processing is not changed); baseline, transformer and gnn on it;
 3. **class weights**: ``training.class_weighting=balanced`` for transformer and gnn;
@@ -28,7 +28,7 @@ transformer`` and so on) with dotted ``--params`` overrides, so each variant cos
 
 The reference is the default pipeline (data_processing, baseline, transformer, gnn, fusion,
 ensemble) on the project's CPU presets: what ``benchmarks/quality.py --data devign`` runs.
-Seed ensembles are recomputed here from the per-seed logits with ``streamguard.ensemble``
+Seed ensembles are recomputed here from the per-seed logits with ``streamguard.evaluation.ensemble``
 (the ensemble pipeline's own function) so that single-track runs get one too.
 
 Results are kept per variant in ``--workdir`` (``<variant>/result.json``): a second invocation
@@ -144,7 +144,7 @@ def normalised_data(reference: Path, destination: Path) -> dict[str, Any]:
     """Normalised copies of the reference run's rows (data/03_primary) and the runtime params reading them."""
     import pandas as pd
 
-    from streamguard.identifiers import normalize_identifiers
+    from streamguard.data.identifiers import normalize_identifiers
 
     items = ["data_processing.source=jsonl"]
     for split in ("train", "valid", "test"):
@@ -226,7 +226,7 @@ def collect_run(project: Path | Mapping[int, Path], tracks: Sequence[str], seeds
     invocations (the baseline, deterministic, is read from the first seed's folder)."""
     import pandas as pd
 
-    from streamguard.ensemble import ensemble_track
+    from streamguard.evaluation.ensemble import ensemble_track
 
     folders = dict(project) if isinstance(project, Mapping) else {int(s): project for s in seeds}
     result: dict[str, Any] = {}
@@ -398,7 +398,7 @@ def import_reference(args: argparse.Namespace, workdir: Path, base_params: Mappi
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
-    from streamguard.metrics import mean_std
+    from streamguard.evaluation.metrics import mean_std
 
     return mean_std(list(values))
 
@@ -413,8 +413,8 @@ def _cell(values: Sequence[float]) -> str:
 def paired_bootstrap(labels: Sequence[int], prob_a: Sequence[float], prob_b: Sequence[float],
                      rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0) -> tuple[float, float, float]:
     """ROC-AUC(b) - ROC-AUC(a) on the same rows, with a 95 % percentile interval over resampled rows
-    (the project's own ``streamguard.evaluation.paired_bootstrap_auc_delta``)."""
-    from streamguard.evaluation import paired_bootstrap_auc_delta
+    (the project's own ``streamguard.evaluation.scoring.paired_bootstrap_auc_delta``)."""
+    from streamguard.evaluation.scoring import paired_bootstrap_auc_delta
 
     result = paired_bootstrap_auc_delta(labels, prob_a, prob_b, rounds=rounds, seed=seed)
     return result["delta"], result["low"], result["high"]
@@ -657,7 +657,7 @@ def compute_tokenizer_stats(args: argparse.Namespace, workdir: Path) -> dict[str
     import pandas as pd
     from transformers import AutoTokenizer
 
-    from streamguard.identifiers import normalize_identifiers
+    from streamguard.data.identifiers import normalize_identifiers
 
     train = pd.read_parquet(primary / "train_functions.parquet")["func"].tolist()
     test = pd.read_parquet(primary / "test_functions.parquet")["func"].tolist()
@@ -675,7 +675,7 @@ def compute_tokenizer_stats(args: argparse.Namespace, workdir: Path) -> dict[str
 
 
 def main(argv: Sequence[str] | None = None) -> str | None:
-    from streamguard.offline import enforce_offline
+    from streamguard.runtime.offline import enforce_offline
 
     enforce_offline()
     args = parse_args(argv)

@@ -184,7 +184,7 @@ def gnn_and_fusion_throughput(rows, graphs, device, batch_size, hidden_dim) -> d
 
 
 def fine_tune(rows, shape, max_length, batch_size, device, epochs, precision) -> dict:
-    from streamguard.metrics import compute_metrics, probabilities_from_logits  # the project's one metrics module
+    from streamguard.evaluation.metrics import compute_metrics, probabilities_from_logits  # the project's one metrics module
     from streamguard.models.transformer import make_token_collate
     from streamguard.training import predict_logits
 

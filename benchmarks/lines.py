@@ -133,7 +133,7 @@ def project_parameters(overrides: Mapping[str, Any]) -> dict[str, Any]:
     """The project's default track parameters (conf/base, default presets) with ``overrides`` merged in."""
     from kedro.config import OmegaConfigLoader
 
-    from streamguard.presets import plain
+    from streamguard.config.presets import plain
     from streamguard.settings import CONFIG_LOADER_ARGS
 
     loader = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), **{**CONFIG_LOADER_ARGS, "default_run_env": "base"}, env="base")
@@ -178,8 +178,8 @@ def train_models(
 
 def detection_metrics(track: str, checkpoints: Sequence[dict], valid: pd.DataFrame, test: pd.DataFrame) -> dict[str, Any]:
     """Test metrics of the seed ensemble at the threshold chosen on valid (the project's metrics module)."""
-    from streamguard.inference import EnsembleScorer
-    from streamguard.metrics import compute_metrics
+    from streamguard.serving.scorer import EnsembleScorer
+    from streamguard.evaluation.metrics import compute_metrics
 
     scorer = EnsembleScorer(track, checkpoints, 0.5, seed_workers=1)
     valid_probs = scorer.score_codes(valid["func"].tolist())
@@ -299,8 +299,8 @@ def scan_cost(
     Scan times only extraction + scoring (line scores are computed after it, for flagged functions),
     so functions/s should not move; the line-score seconds are what ``--lines`` costs.
     """
-    from streamguard.inference import EnsembleScorer
-    from streamguard.scan import cli as scan_cli
+    from streamguard.serving.scorer import EnsembleScorer
+    from streamguard.serving.scan import cli as scan_cli
 
     tree = workdir / "scan_tree"
     tree.mkdir(parents=True, exist_ok=True)

@@ -84,7 +84,7 @@ def generate_tree(root: Path, functions: int, per_file: int, seed: int) -> int:
 
 
 def offline_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    from streamguard.offline import OFFLINE_ENV
+    from streamguard.runtime.offline import OFFLINE_ENV
 
     env = {**OFFLINE_ENV, **os.environ, **(extra or {})}
     return env

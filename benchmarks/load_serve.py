@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from streamguard.offline import enforce_offline
+    from streamguard.runtime.offline import enforce_offline
 
     enforce_offline()
     sys.exit(main())

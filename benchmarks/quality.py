@@ -249,7 +249,7 @@ def test_duplicates(splits: Mapping[str, Any]) -> set[int]:
 
 def rescored(results: Mapping[str, Any], drop_idx: set[int], seeds: Sequence[int]) -> dict[str, Any]:
     """The same models scored on test without ``drop_idx``; thresholds still chosen on (unchanged) valid."""
-    from streamguard.evaluation import metrics_from_logits
+    from streamguard.evaluation.scoring import metrics_from_logits
 
     sweep = results["baseline"].get("sweep")
     info = results["baseline"].get("baseline")
@@ -284,7 +284,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 
 
 def _fmt(values: Sequence[float], percent: bool = False) -> str:
-    from streamguard.metrics import mean_std
+    from streamguard.evaluation.metrics import mean_std
 
     scale = 100.0 if percent else 1.0
     digits = 2 if percent else 3
@@ -302,7 +302,7 @@ def _cells(metrics: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def _beats(metrics: Sequence[Mapping[str, Any]], baseline: Mapping[str, Any]) -> str:
-    from streamguard.metrics import mean_std
+    from streamguard.evaluation.metrics import mean_std
 
     verdicts = []
     for key in ("roc_auc", "f1"):
@@ -358,7 +358,7 @@ def _delta_cell(delta: Mapping[str, float] | None) -> str:
 
 def bootstrap_deltas(results: Mapping[str, Any], drop_idx: set[int] | None = None) -> dict[str, dict[str, float]]:
     """Paired-bootstrap ROC-AUC difference of every ensemble (and the stacked model) to the baseline on test."""
-    from streamguard.evaluation import compare_to_reference
+    from streamguard.evaluation.scoring import compare_to_reference
 
     def test_of(key: tuple[str, str]):
         frame = results["logits"][key]["test"]
@@ -370,7 +370,7 @@ def bootstrap_deltas(results: Mapping[str, Any], drop_idx: set[int] | None = Non
 
 def per_seed_deltas(results: Mapping[str, Any], seeds: Sequence[int]) -> dict[str, list[dict[str, float]]]:
     """The same comparison for every single seed of every deep track."""
-    from streamguard.evaluation import compare_to_reference
+    from streamguard.evaluation.scoring import compare_to_reference
 
     reference = results["logits"][("baseline", "seed_0")]["test"]
     return {
@@ -382,7 +382,7 @@ def per_seed_deltas(results: Mapping[str, Any], seeds: Sequence[int]) -> dict[st
 def verdict_sentences(scored: Mapping[str, Any], deltas: Mapping[str, Mapping[str, float]] | None = None) -> list[str]:
     """Plain sentences from the report module's comparison (ensemble rows judged), plus a warning
     for models whose F1 is no better than flagging every function (F1 = 2p / (1 + p))."""
-    from streamguard.report import baseline_verdicts, summary_table
+    from streamguard.evaluation.report import baseline_verdicts, summary_table
 
     table = summary_table(scored["per_seed"], scored["ensembles"], baseline=scored["baseline"], comparisons=deltas)
     sentences = baseline_verdicts(table)
@@ -635,7 +635,7 @@ def runtime_params_for(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> str:
-    from streamguard.offline import enforce_offline
+    from streamguard.runtime.offline import enforce_offline
 
     enforce_offline()
     args = parse_args(argv)

@@ -30,7 +30,7 @@ Sections (each prints a ``ratio ...`` line; a Markdown table of everything comes
    functions/s, and the share of that time spent in tree-sitter parsing: parsing is timed alone
    on the same inputs with the same parser, best of ``--graph-repeats`` (as
    ``benchmarks/graph_build.py`` does).
-3. **Scan**: the ``streamguard scan`` code path (``streamguard.scan.run_scan``: file walk,
+3. **Scan**: the ``streamguard scan`` code path (``streamguard.serving.scan.run_scan``: file walk,
    tree-sitter extraction, batched scoring by ``inference.EnsembleScorer``, JSON report) over a
    temporary tree of C files holding the functions, per track. The scorer uses ``--scan-seeds``
    seed checkpoints as ``streamguard scan`` does; unless ``--checkpoint-dir`` points at trained
@@ -77,7 +77,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 import numpy as np
 import pandas as pd
 
-from streamguard.offline import enforce_offline
+from streamguard.runtime.offline import enforce_offline
 
 enforce_offline()  # no telemetry, no model hub, as every StreamGuard entry point (before torch/transformers load)
 
@@ -474,9 +474,9 @@ def write_tree(root: Path, codes: Sequence[str], per_file: int, files_per_direct
 
 
 def bench_scan(args: argparse.Namespace, codes: list[str], checkpoints: dict[str, list[dict]], report: Report) -> None:
-    from streamguard.inference import EnsembleScorer
-    from streamguard.scan import extract_functions, iter_source_files, run_scan
-    from streamguard.scan.cli import DEFAULT_INCLUDE, build_parser
+    from streamguard.serving.scorer import EnsembleScorer
+    from streamguard.serving.scan import extract_functions, iter_source_files, run_scan
+    from streamguard.serving.scan.cli import DEFAULT_INCLUDE, build_parser
 
     with tempfile.TemporaryDirectory(prefix="streamguard-scan-bench-") as temporary:
         root = Path(temporary) / "tree"

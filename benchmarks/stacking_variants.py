@@ -5,7 +5,7 @@
 
 Reads the baseline's and every track's ensemble valid/test logits from a project folder (for
 example a ``quality.py --keep`` run), fits the same meta-model as the pipeline's ``stacked`` node
-(``streamguard.stacking.stack_tracks``: fitted on valid with cross-fitting, test never used) for
+(``streamguard.evaluation.stacking.stack_tracks``: fitted on valid with cross-fitting, test never used) for
 each subset of inputs, and prints test ROC-AUC, accuracy at 0.5, the paired-bootstrap interval of
 the ROC-AUC difference to the baseline and the meta-model's coefficients.
 """
@@ -29,7 +29,7 @@ VARIANTS = (
 def main() -> None:
     import pandas as pd
 
-    from streamguard.stacking import stack_tracks
+    from streamguard.evaluation.stacking import stack_tracks
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--project", type=Path, required=True, help="project folder holding data/07_model_output")

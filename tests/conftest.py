@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from streamguard.offline import enforce_offline
+from streamguard.runtime.offline import enforce_offline
 
 enforce_offline()
 os.environ.setdefault("OMP_NUM_THREADS", "1")

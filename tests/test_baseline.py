@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
-from streamguard.baseline import CODE_TOKEN_PATTERN, fit_baseline, tokenize_code
-from streamguard.evaluation import metrics_from_logits
+from streamguard.tracks.baseline import CODE_TOKEN_PATTERN, fit_baseline, tokenize_code
+from streamguard.evaluation.scoring import metrics_from_logits
 from streamguard.pipelines.common import score
 
 LOGITS_COLUMNS = ["idx", "label", "logit_0", "logit_1", "prob"]
@@ -154,7 +154,7 @@ def test_bad_inputs_are_rejected_with_a_message(splits):
 
 
 def test_report_shows_the_baseline_and_flags_tracks_that_do_not_beat_it():
-    from streamguard.report import baseline_verdicts, summary_markdown, summary_table
+    from streamguard.evaluation.report import baseline_verdicts, summary_markdown, summary_table
 
     def metrics(auc: float, f1: float) -> dict:
         return {"f1_at_best_threshold": f1, "best_threshold_by_f1": 0.5,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from streamguard.offline import OFFLINE_ENV
+from streamguard.runtime.offline import OFFLINE_ENV
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SPEED = PROJECT_ROOT / "benchmarks" / "speed.py"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from streamguard.consistency import StaleArtefactError, check_same_configuration, check_track_artefacts
+from streamguard.serving.consistency import StaleArtefactError, check_same_configuration, check_track_artefacts
 
 
 def checkpoint(seed: int, preset: str, created: str) -> dict:
@@ -46,7 +46,7 @@ def test_ensemble_older_than_the_checkpoints_is_stale() -> None:
 @pytest.mark.slow
 def test_scan_stops_on_a_stale_ensemble_threshold(full_run: Path, tmp_path: Path, capsys) -> None:
     """The README's own example used to score high-recall weights against the balanced threshold."""
-    from streamguard.scan import cli as scan_cli
+    from streamguard.serving.scan import cli as scan_cli
 
     project = tmp_path / "project"
     for part in ("conf", "data", "src"):
@@ -74,7 +74,7 @@ class _Pipeline:
 
 
 def test_a_track_only_run_says_its_ensemble_is_stale(capsys) -> None:
-    from streamguard.hooks import StaleEnsembleHooks
+    from streamguard.hooks.run import StaleEnsembleHooks
 
     fusion_only = {"fusion.seed_0.checkpoint", "fusion.seed_1.checkpoint", "fusion.seed_0.metrics"}
     StaleEnsembleHooks().after_pipeline_run({}, {}, _Pipeline(fusion_only), None)

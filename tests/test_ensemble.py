@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from streamguard.ensemble import EnsembleError, average_logits, ensemble_track, recompute_missing_logits
-from streamguard.evaluation import logits_frame
+from streamguard.evaluation.ensemble import EnsembleError, average_logits, ensemble_track, recompute_missing_logits
+from streamguard.evaluation.scoring import logits_frame
 
 LABELS = np.array([0, 1, 0, 1, 1, 0, 0, 1])
 
@@ -63,11 +63,11 @@ def test_misaligned_seeds_are_named():
         ensemble_track("gnn", {0: splits(0.0), 1: {"valid": flipped, "test": seed_logits(0.0)}})
 
 
-def test_recompute_reads_only_the_checkpoints_it_needs(monkeypatch):
-    import streamguard.ensemble as ensemble_module
-
+def test_recompute_reads_only_the_checkpoints_it_needs():
     calls = []
-    monkeypatch.setattr(ensemble_module, "_logits_from_checkpoint", lambda track, ckpt, frame, graphs: seed_logits(ckpt["shift"]))
+
+    def predict(track, ckpt, frame, graphs):
+        return seed_logits(ckpt["shift"])
 
     def loader(seed, checkpoint):
         def load():
@@ -78,7 +78,7 @@ def test_recompute_reads_only_the_checkpoints_it_needs(monkeypatch):
     per_seed = {0: splits(0.3), 1: {"valid": None, "test": None}, 2: {"valid": None, "test": seed_logits(0.0)}}
     checkpoints = {0: loader(0, {"shift": 9.0}), 1: loader(1, {"shift": 0.4}), 2: loader(2, None)}
     frames = {"valid": pd.DataFrame(), "test": pd.DataFrame()}
-    filled = recompute_missing_logits("gnn", per_seed, checkpoints, frames, {})
+    filled = recompute_missing_logits("gnn", per_seed, checkpoints, frames, {}, predict)
     assert calls == [1, 2]  # seed 0 had its logits: its checkpoint was never read
     pd.testing.assert_frame_equal(filled[1]["valid"], seed_logits(0.4))
     assert filled[2]["valid"] is None  # no checkpoint either: still missing, skipped later

@@ -1,10 +1,10 @@
-"""streamguard.identifiers: user-defined names -> VAR_n / FUNC_n, everything meaningful kept."""
+"""streamguard.data.identifiers: user-defined names -> VAR_n / FUNC_n, everything meaningful kept."""
 
 from __future__ import annotations
 
 import pytest
 
-from streamguard.identifiers import KEPT_NAMES, IdentifierNormalizer, normalize_identifiers
+from streamguard.data.identifiers import KEPT_NAMES, IdentifierNormalizer, normalize_identifiers
 
 COPY = """\
 static int copy_name(struct packet *pkt, const char *src, size_t len)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import make_project_copy, run_kedro
 
-from streamguard.tracking_hooks import HOST_TAG, KILLED_TAG, PID_TAG, mark_killed_runs
+from streamguard.hooks.tracking import HOST_TAG, KILLED_TAG, PID_TAG, mark_killed_runs
 
 
 def _dead_pid() -> int:

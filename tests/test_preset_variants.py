@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 from omegaconf import OmegaConf
 
-from streamguard.presets import apply_preset
+from streamguard.config.presets import apply_preset
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "base" / "parameters_fusion.yml"
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from streamguard.presets import UnknownPresetError, known_presets, validate_preset_name
+from streamguard.config.presets import UnknownPresetError, known_presets, validate_preset_name
 
 
 def load_parameters(project: Path, runtime_params: dict | None = None) -> dict:
@@ -79,7 +79,7 @@ def test_a_bundle_sets_every_track_it_names(project_copy):
 
 
 def test_a_bundle_naming_an_unknown_preset_is_refused(project_copy):
-    from streamguard.presets import preset_bundles
+    from streamguard.config.presets import preset_bundles
 
     params = load_parameters(project_copy)
     params["preset_bundles"] = {"broken": {"gnn": "gnn_does_not_exist"}}

@@ -12,7 +12,7 @@ from streamguard.pipelines.common import bind_seed
 
 PROBE = """
 import warnings
-from streamguard.quiet import silence_known_warnings
+from streamguard.runtime.quiet import silence_known_warnings
 silence_known_warnings()
 from omegaconf import OmegaConf
 OmegaConf.register_new_resolver("sg_probe", lambda: 1)          # OmegaConf's deprecation
@@ -60,7 +60,7 @@ def test_track_pipelines_give_kedro_no_type_hint_warnings(caplog) -> None:
 
 def test_warnings_routed_through_logging_are_filtered_too() -> None:
     """Kedro's logging.captureWarnings turns warnings into records of the ``py.warnings`` logger."""
-    from streamguard.quiet import silence_known_warnings
+    from streamguard.runtime.quiet import silence_known_warnings
 
     silence_known_warnings()
     logger = logging.getLogger("py.warnings")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from streamguard.hooks import ReuseNoticeHooks
-from streamguard.reuse import reuse_notice
+from streamguard.hooks.run import ReuseNoticeHooks
+from streamguard.training.reuse_notice import reuse_notice
 from streamguard.training.resume import ResumeStore
 
 IDENTITY = {"track": "gnn", "seed": 0, "config": {"lr": 0.001}}
@@ -30,6 +30,6 @@ def test_finished_interrupted_ignored_and_missing_states(tmp_path: Path) -> None
 def test_the_hook_logs_before_the_node_prepares_anything(tmp_path: Path, caplog) -> None:
     store = ResumeStore(tmp_path / "state")
     store.save({"epoch": 3, "best_epoch": 3}, IDENTITY, finished=True)
-    with caplog.at_level(logging.INFO, logger="streamguard.reuse"):
+    with caplog.at_level(logging.INFO, logger="streamguard.training.reuse_notice"):
         ReuseNoticeHooks().before_node_run(None, None, {"train_functions": None, "gnn.seed_0.training_state": store}, False)
     assert [record.getMessage()[:52] for record in caplog.records] == ["gnn.seed_0: a finished training state (epoch 3, save"]

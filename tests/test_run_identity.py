@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import make_project_copy, run_kedro
 
-from streamguard.tracking import kedro_command, run_identity, runner_name
+from streamguard.tracking.runs import kedro_command, run_identity, runner_name
 
 KEDRO_RUN_PARAMS = {  # what Kedro 1.7's session records for `kedro run --pipeline fusion --params preset=...`
     "run_id": "2026-11-30T09.12.31.000Z",
@@ -73,7 +73,7 @@ def test_two_preset_runs_and_a_default_run_are_told_apart_in_mlflow(tmp_path: Pa
 
 
 def test_an_ensemble_run_is_tagged_with_the_presets_its_models_were_trained_with() -> None:
-    from streamguard.hooks import _presets_trained_earlier
+    from streamguard.hooks.run import _presets_trained_earlier
 
     class Pipeline:
         def inputs(self):

@@ -40,13 +40,13 @@ def latest_run_id(mlflow, project: Path) -> str:
 
 
 def project_scorer(project: Path, track: str):
-    from streamguard.inference import load_scorer
+    from streamguard.serving.scorer import load_scorer
 
     return load_scorer(project, track)
 
 
 def test_input_codes_accepts_frames_lists_and_records() -> None:
-    from streamguard.serving import input_codes
+    from streamguard.serving.model import input_codes
 
     assert input_codes(pd.DataFrame({"func": [BAD, GOOD]})) == [BAD, GOOD]
     assert input_codes(pd.DataFrame({"source": [BAD]})) == [BAD]  # one unnamed column is the source
@@ -64,7 +64,7 @@ def test_input_codes_accepts_frames_lists_and_records() -> None:
     ],
 )
 def test_input_codes_rejects_what_is_not_source(bad_input, message: str) -> None:
-    from streamguard.serving import input_codes
+    from streamguard.serving.model import input_codes
 
     with pytest.raises(ValueError, match=r".*" + message.replace("[", r"\[").replace("]", r"\]")):
         input_codes(bad_input)
@@ -97,13 +97,13 @@ def test_local_model_directory_is_written_beside_the_checkpoints(full_run: Path)
     bundle = safe_torch_load(next((directory / "artifacts").glob("*.pt")))
     assert bundle["track"] == "fusion" and len(bundle["checkpoints"]) == 2
     assert all("training_state" not in checkpoint for checkpoint in bundle["checkpoints"])
-    assert (directory / "code" / "streamguard" / "serving.py").exists()  # self-contained: the package travels along
+    assert (directory / "code" / "streamguard" / "serving" / "model.py").exists()  # self-contained: the package travels along
     loaded = mlflow.pyfunc.load_model(str(directory))
     assert loaded.predict(pd.DataFrame({"func": [BAD]}))["probability"].between(0, 1).all()
 
 
 def test_scan_with_a_model_uri_scores_like_the_project(full_run: Path, tmp_path: Path) -> None:
-    from streamguard.scan.cli import main
+    from streamguard.serving.scan.cli import main
 
     source = tmp_path / "code" / "copy.c"
     source.parent.mkdir()
@@ -199,8 +199,8 @@ def test_scorer_reproduces_the_pipelines_ensemble_and_builds_each_model_once(ful
     np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(scores_again, scores[::-1], rtol=1e-6)
     assert builds == []  # no model rebuilt after the first use, whatever the batch
-    import streamguard.inference
+    import streamguard.serving.scorer
 
-    monkeypatch.setattr(streamguard.inference, "MIN_CODES_FOR_PARALLEL_SEEDS", 1)
+    monkeypatch.setattr(streamguard.serving.scorer, "MIN_CODES_FOR_PARALLEL_SEEDS", 1)
     scorer.seed_workers = 1 if scorer.seed_workers > 1 else 2  # seeds one after another vs side by side
     np.testing.assert_allclose(scorer.score_codes(test["func"].tolist()), scores, rtol=1e-5)

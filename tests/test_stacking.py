@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from streamguard.evaluation import compare_to_reference, logits_frame, paired_bootstrap_auc_delta
-from streamguard.stacking import StackingError, stack_tracks, stacking_settings
+from streamguard.evaluation.scoring import compare_to_reference, logits_frame, paired_bootstrap_auc_delta
+from streamguard.evaluation.stacking import StackingError, stack_tracks, stacking_settings
 
 
 def noisy_view(labels: np.ndarray, noise: np.ndarray, idx: np.ndarray | None = None) -> pd.DataFrame:
@@ -109,7 +109,7 @@ def test_paired_bootstrap_of_identical_and_of_better_predictions():
 def test_the_bootstrap_auc_is_scikit_learns():
     from sklearn.metrics import roc_auc_score
 
-    from streamguard.evaluation import _rank_auc
+    from streamguard.evaluation.scoring import _rank_auc
 
     rng = np.random.default_rng(4)
     labels = rng.integers(0, 2, 300)

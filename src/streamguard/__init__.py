@@ -1,6 +1,6 @@
 """StreamGuard: function-level vulnerability detection for C code."""
 
-from streamguard.offline import enforce_offline
+from streamguard.runtime.offline import enforce_offline
 
 enforce_offline()
 

@@ -11,7 +11,7 @@ from streamguard import __version__
 def build_parser() -> argparse.ArgumentParser:
     """Top-level parser; each subcommand sets ``handler`` to the function that runs it."""
     from streamguard.graphs.cli import add_graph_arguments, run_graph
-    from streamguard.scan.cli import add_scan_arguments, run_scan
+    from streamguard.serving.scan.cli import add_scan_arguments, run_scan
 
     parser = argparse.ArgumentParser(prog="streamguard", description="Function-level vulnerability detection for C code.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")

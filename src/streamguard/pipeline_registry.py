@@ -5,7 +5,7 @@ from __future__ import annotations
 from kedro.pipeline import Pipeline
 
 from streamguard.pipelines import baseline, data_processing, ensemble, fusion, gnn, pretraining, transformer
-from streamguard.project_conf import DEFAULT_SEEDS, configured_ensemble_tracks, configured_seeds
+from streamguard.config.project import DEFAULT_SEEDS, configured_ensemble_tracks, configured_seeds
 
 __all__ = ["DEFAULT_SEEDS", "configured_ensemble_tracks", "configured_seeds", "register_pipelines"]
 

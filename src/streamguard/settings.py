@@ -2,11 +2,11 @@
 
 from omegaconf.resolvers import oc
 
-from streamguard.hooks import DataReportHooks, PresetHooks, ReuseNoticeHooks, StaleEnsembleHooks
-from streamguard.presets import apply_preset
-from streamguard.offline import enforce_offline
-from streamguard.quiet import silence_known_warnings
-from streamguard.tracking_hooks import OutputLocationHooks, TrackingProbeHooks
+from streamguard.hooks.run import DataReportHooks, PresetHooks, ReuseNoticeHooks, StaleEnsembleHooks
+from streamguard.config.presets import apply_preset
+from streamguard.runtime.offline import enforce_offline
+from streamguard.runtime.quiet import silence_known_warnings
+from streamguard.hooks.tracking import OutputLocationHooks, TrackingProbeHooks
 
 enforce_offline()
 silence_known_warnings()

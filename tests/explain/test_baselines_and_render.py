@@ -57,7 +57,7 @@ def test_shaded_functions_artefact_is_logged_to_mlflow(planted_models, planted_t
     import mlflow
 
     from streamguard.explain.render import shaded_functions_artefact
-    from streamguard.inference import EnsembleScorer
+    from streamguard.serving.scorer import EnsembleScorer
 
     scorer = EnsembleScorer("gnn", [planted_models["gnn"]], 0.5)
     vulnerable = planted_test[planted_test["target"] == 1].head(2)

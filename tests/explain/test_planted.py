@@ -13,7 +13,7 @@ CASES = [(track, method) for track in ("transformer", "gnn", "fusion") for metho
 
 @pytest.mark.parametrize(("track", "method"), CASES)
 def test_planted_line_ranks_first(planted_models, planted_test, track: str, method: str) -> None:
-    from streamguard.inference import EnsembleScorer
+    from streamguard.serving.scorer import EnsembleScorer
 
     checkpoint = planted_models[track]
     probabilities = EnsembleScorer(track, [checkpoint], 0.5).score_codes(planted_test["func"].tolist())

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from .planted import planted_function
 
-from streamguard.scan import cli as scan_cli
+from streamguard.serving.scan import cli as scan_cli
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def scanned_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path,
 
 @pytest.fixture(params=["transformer", "fusion"])
 def scorer(request, planted_models):
-    from streamguard.inference import EnsembleScorer
+    from streamguard.serving.scorer import EnsembleScorer
 
     return EnsembleScorer(request.param, [planted_models[request.param]], 0.5)
 

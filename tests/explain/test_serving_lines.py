@@ -10,8 +10,8 @@ import pandas as pd
 def test_pyfunc_model_returns_lines_only_when_asked(planted_models, planted_test, tmp_path: Path) -> None:
     import mlflow.pyfunc
 
-    from streamguard.inference import EnsembleScorer
-    from streamguard.serving import save_servable_model
+    from streamguard.serving.scorer import EnsembleScorer
+    from streamguard.serving.model import save_servable_model
 
     save_servable_model(EnsembleScorer("transformer", [planted_models["transformer"]], 0.5), tmp_path / "model")
     model = mlflow.pyfunc.load_model(str(tmp_path / "model"))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from streamguard.scan.extract import extract_functions, iter_source_files
+from streamguard.data.extract import extract_functions, iter_source_files
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "load_scan.py"
 

@@ -28,8 +28,8 @@ import pytest
 
 from conftest import TINY_LOCAL_PARAMETERS, make_project_copy, run_kedro
 from faults.fault_cases import FAULT_LINES, encode, good, physical_lines, write_fault_file
-from streamguard.tracking import TrackingServerUnreachableError, probe_tracking_uri, redact_uri
-from streamguard.tracking_hooks import OutputLocationError, tracking_uri_from_context, why_unwritable
+from streamguard.tracking.runs import TrackingServerUnreachableError, probe_tracking_uri, redact_uri
+from streamguard.hooks.tracking import OutputLocationError, tracking_uri_from_context, why_unwritable
 
 SPLITS = ("train", "valid", "test")
 
@@ -175,7 +175,7 @@ def test_probe_passes_a_live_server(status: int, caplog) -> None:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        with caplog.at_level(logging.WARNING, logger="streamguard.tracking"):
+        with caplog.at_level(logging.WARNING, logger="streamguard.tracking.runs"):
             probe_tracking_uri(f"http://user:secret@127.0.0.1:{server.server_address[1]}/", timeout=2)
     finally:
         server.shutdown()

@@ -26,9 +26,9 @@ import pytest
 
 from conftest import make_project_copy
 from faults.fault_cases import DEEP, ONE_MB_FUNCTION
-from streamguard.scan import cli as scan_cli
-from streamguard.scan import extract
-from streamguard.scan.extract import FunctionRecord, extract_functions
+from streamguard.serving.scan import cli as scan_cli
+from streamguard.data import extract
+from streamguard.data.extract import FunctionRecord, extract_functions
 
 NON_UTF8_NAME = os.fsdecode(b"caf\xe9.c")
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pytest
 
-from streamguard.metrics import (
+from streamguard.evaluation.metrics import (
     SweepSpec,
     compute_metrics,
     confusion_at,

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamguard.metrics import threshold_sweep
-from streamguard.reporting import plot_confusion_matrix, plot_pr_curves, plot_threshold_sweep, plot_training_curves
+from streamguard.evaluation.metrics import threshold_sweep
+from streamguard.evaluation.figures import plot_confusion_matrix, plot_pr_curves, plot_threshold_sweep, plot_training_curves
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 RNG = np.random.default_rng(0)
@@ -35,7 +35,7 @@ def test_threshold_sweep_plot(tmp_path: Path):
 def test_threshold_sweep_keys_sit_beside_the_curves_not_over_them():
     """Five models used to make one 15-entry legend over the plot; now one key entry per model plus
     one per line style, outside the plotting area."""
-    from streamguard.reporting import threshold_sweep_figure
+    from streamguard.evaluation.figures import threshold_sweep_figure
 
     labels = ["baseline", "transformer", "gnn", "fusion", "ensemble"]
     sweeps = {label: threshold_sweep(LABELS, PROBS ** (1 + i / 4)) for i, label in enumerate(labels)}

@@ -7,8 +7,8 @@ import logging
 import numpy as np
 import pytest
 
-from streamguard.evaluation import sweep_spec
-from streamguard.metrics import SweepSpec, compute_metrics, flatten_for_mlflow
+from streamguard.evaluation.scoring import sweep_spec
+from streamguard.evaluation.metrics import SweepSpec, compute_metrics, flatten_for_mlflow
 
 # Positives 0.4 and 0.9, negatives 0.1 and 0.6 (see test_metrics.py): F1 0.8 on 0.30..0.40 of the default sweep,
 # so 0.30, its lower edge, is chosen. Over 0.01..0.99, thresholds 0.01..0.10 also flag the 0.1 negative (F1 2/3)
@@ -21,7 +21,7 @@ INSIDE_PROBS = np.array([0.1, 0.35, 0.45, 0.9])
 
 
 def test_threshold_on_the_lower_edge_is_flagged_with_a_warning(caplog):
-    with caplog.at_level(logging.WARNING, logger="streamguard.metrics"):
+    with caplog.at_level(logging.WARNING, logger="streamguard.evaluation.metrics"):
         metrics = compute_metrics(EDGE_LABELS, EDGE_PROBS)
     assert metrics["best_threshold_by_f1"] == 0.3 == metrics["best_threshold_in_sweep"]
     assert metrics["threshold_at_sweep_edge"] is True
@@ -43,7 +43,7 @@ def test_upper_edge_is_flagged_and_an_inside_optimum_is_not(caplog):
     assert upper["best_threshold_full_range"] == 0.76 and upper["f1_at_best_threshold_full_range"] == 1.0
     assert "the optimum lies outside it" in caplog.text and "Set sweep.choose_from=full_range to use it" in caplog.text
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="streamguard.metrics"):
+    with caplog.at_level(logging.WARNING, logger="streamguard.evaluation.metrics"):
         inside = compute_metrics(EDGE_LABELS, INSIDE_PROBS)
     assert inside["best_threshold_by_f1"] == 0.36 and inside["threshold_at_sweep_edge"] is False
     assert inside["best_threshold_full_range"] == 0.36

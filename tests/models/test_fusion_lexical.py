@@ -22,7 +22,7 @@ def frames():
 def test_scorer_survives_a_weights_only_checkpoint_and_matches_the_baseline(frames):
     import torch
 
-    from streamguard.baseline import LexicalScorer, fit_baseline
+    from streamguard.tracks.baseline import LexicalScorer, fit_baseline
 
     scorer = LexicalScorer.fit(frames["train"], frames["valid"], BASELINE)
     buffer = io.BytesIO()
@@ -37,7 +37,7 @@ def test_scorer_survives_a_weights_only_checkpoint_and_matches_the_baseline(fram
 
 
 def test_cross_fitted_margins_are_out_of_fold(frames):
-    from streamguard.baseline import LexicalScorer, cross_fitted_margins
+    from streamguard.tracks.baseline import LexicalScorer, cross_fitted_margins
 
     train = frames["train"]
     scorer = LexicalScorer.fit(train, frames["valid"], BASELINE)

@@ -116,7 +116,7 @@ def test_fusion_degrades_to_one_branch_when_a_checkpoint_is_missing(full_run: Pa
 
 
 def test_unknown_preset_fails_before_running(tmp_path: Path):
-    from streamguard.presets import UnknownPresetError
+    from streamguard.config.presets import UnknownPresetError
 
     project = make_project_copy(tmp_path / "p")
     with pytest.raises(UnknownPresetError, match="fusion_balanced"):

@@ -57,7 +57,7 @@ def test_the_catalog_writes_curves_next_to_the_seeds_metrics():
 
 
 def test_the_figure_draws_the_selection_metric_and_best_epoch():
-    from streamguard.reporting import training_curves_figures
+    from streamguard.evaluation.figures import training_curves_figures
 
     figure = training_curves_figures(HISTORY, "gnn", 1)["training_curves"]
     labels = {line.get_label() for axes in figure.axes for line in axes.get_lines()}

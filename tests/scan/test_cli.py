@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import streamguard.console
-from streamguard.scan import cli as scan_cli
-from streamguard.scan.extract import FunctionRecord
+from streamguard.serving.scan import cli as scan_cli
+from streamguard.data.extract import FunctionRecord
 
 PARSER_C = """\
 #include <string.h>

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from streamguard import __version__
-from streamguard.scan.extract import FileProblem, FunctionRecord
-from streamguard.scan.report import ScanResult, artifact_location, ranked, to_json, to_sarif, to_text
+from streamguard.data.extract import FileProblem, FunctionRecord
+from streamguard.serving.scan.report import ScanResult, artifact_location, ranked, to_json, to_sarif, to_text
 
 
 def record(file: str, name: str, line: int) -> FunctionRecord:

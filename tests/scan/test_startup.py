@@ -12,7 +12,7 @@ from conftest import make_project_copy
 
 PROBE = """
 import sys
-from streamguard.scan.cli import main
+from streamguard.serving.scan.cli import main
 code = main([sys.argv[1], "--project-dir", sys.argv[2], "--track", "gnn"])
 print("exit", code, "mlflow" in sys.modules, "kedro_mlflow" in sys.modules)
 """

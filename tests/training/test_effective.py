@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from streamguard.data.generator import generate_dataset
-from streamguard.metrics import flatten_for_mlflow
+from streamguard.evaluation.metrics import flatten_for_mlflow
 from streamguard.training.effective import effective_hyperparameters, flatten_params
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "base"

@@ -1,4 +1,7 @@
-"""Kedro datasets for StreamGuard artefacts: checkpoints, logits, graphs and metrics."""
+"""Kedro glue: catalog dataset types for StreamGuard artefacts (checkpoints, logits, graphs, metrics, figures, servable model).
+
+May import: any library package. Nothing below the glue imports it.
+"""
 
 from streamguard.datasets.checkpoint_dataset import TorchCheckpointDataset
 from streamguard.datasets.figures_dataset import FiguresDataset

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from streamguard.atomic import atomic_write
+from streamguard.runtime.atomic import atomic_write
 
 __all__ = ["atomic_write", "missing_artefact"]
 

@@ -18,7 +18,7 @@ class CollapseReportWriter:
         self.folder, self.mlflow_dir = Path(folder), mlflow_dir
 
     def write(self, report: dict, text: str) -> list[Path]:
-        from streamguard.tracking import log_artifact
+        from streamguard.tracking.runs import log_artifact
 
         paths = [self.folder / "collapse_report.json", self.folder / "collapse_report.txt"]
         atomic_write(paths[0], lambda tmp: tmp.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8"))

@@ -20,7 +20,7 @@ class FiguresDataset(AbstractDataset[dict, list]):
         self.metadata = metadata
 
     def save(self, data: dict) -> None:
-        from streamguard.tracking import log_artifact
+        from streamguard.tracking.runs import log_artifact
 
         for name, figure in data.items():
             path = self._folder / f"{name}.png"

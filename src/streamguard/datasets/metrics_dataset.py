@@ -49,7 +49,7 @@ class MetricsDataset(AbstractDataset[dict, dict]):
         text = json.dumps(data, indent=2, sort_keys=False, default=_jsonable)
         atomic_write(self._filepath, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
         if self._log_to_mlflow:
-            from streamguard.tracking import log_metrics_dict
+            from streamguard.tracking.runs import log_metrics_dict
 
             log_metrics_dict(data, self._prefix, artifact=self._filepath)
 

@@ -30,7 +30,7 @@ class ServableModelDataset(AbstractDataset[dict, Any]):
         if scorer is None:
             logger.warning("No servable model written to %s: %s", self._filepath, data.get("reason", "no scorer"))
             return
-        from streamguard.serving import save_servable_model
+        from streamguard.serving.model import save_servable_model
 
         uri = save_servable_model(scorer, self._filepath, log_as=self._mlflow_name)
         logger.info("Servable %s model saved to %s%s", scorer.track, self._filepath, f" and logged to MLflow: {uri}" if uri else "")

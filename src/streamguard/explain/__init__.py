@@ -1,5 +1,7 @@
 """Which lines? Line scores for a flagged function from a trained track (plain Python, no Kedro).
 
+May import: tracks, models, graphs, training, data, evaluation, runtime, config.
+
 * :mod:`~streamguard.explain.lines`: exact character/byte -> line mapping (``\\n``, ``\\r\\n``, ``\\r``),
   token and node scores summed per line, ranking;
 * :mod:`~streamguard.explain.transformer`: attention (LineVul), Integrated Gradients and

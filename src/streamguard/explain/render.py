@@ -103,7 +103,7 @@ def shaded_functions_artefact(
     name: str = "line_scores",
 ) -> dict[str, Path]:
     """For a few ``(title, code)`` functions: ``<name>.html`` (all of them) and one PNG each, shaded by
-    ``scorer.line_scores`` (an :class:`~streamguard.inference.EnsembleScorer`); logged as MLflow
+    ``scorer.line_scores`` (an :class:`~streamguard.serving.scorer.EnsembleScorer`); logged as MLflow
     artefacts under ``<name>/`` when a run is active. What the final report and the notebook embed."""
     directory = Path(directory)
     codes = [code for _, code in functions]

@@ -1,5 +1,7 @@
 """C function -> typed code graph (tree-sitter-c), its storage and a Graphviz view.
 
+May import: data, runtime, config.
+
 Plain Python (no Kedro): the pipelines call ``build_graphs`` / ``graph_stats`` and the catalog
 stores lists of ``CodeGraph`` with ``save_graphs`` / ``load_graphs``.
 """

@@ -869,7 +869,7 @@ def _placeholder(num_errors: int, config: GraphConfig) -> CodeGraph:
 def build_graphs(codes: Iterable[str], config: GraphConfig = GraphConfig(), progress: bool = False) -> list[CodeGraph]:
     """Graphs for many functions, in input order (a progress bar helps on the 27k-function Devign)."""
     if progress:
-        from streamguard.progress import progress as progress_bar
+        from streamguard.runtime.progress import progress as progress_bar
 
         codes = progress_bar(codes, desc="code graphs", unit="fn")
     return [build_graph(code, config) for code in codes]

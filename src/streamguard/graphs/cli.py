@@ -28,7 +28,7 @@ def add_graph_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 
 def _pick_function(path: Path, name: str | None) -> tuple[str, str]:
     """(function name, source) of the requested function; the whole file when no definition is found."""
-    from streamguard.scan.extract import extract_functions
+    from streamguard.data.extract import extract_functions
 
     functions, problems = extract_functions(path)
     fatal = [problem for problem in problems if not functions]

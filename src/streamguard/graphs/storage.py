@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamguard.atomic import atomic_write
+from streamguard.runtime.atomic import atomic_write
 from streamguard.graphs.builder import CodeGraph, GraphConfig
 
 FORMAT_VERSION = 1

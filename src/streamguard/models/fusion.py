@@ -4,7 +4,7 @@ A branch is either *live* (an encoder module whose ``encode`` runs every batch: 
 inference) or *cached* (its embedding was computed once, the encoder being frozen, and arrives in
 ``batch["features"][name]``). Training a frozen branch from the cache gives the same model as
 running the frozen encoder every batch, at a fraction of the cost. The optional ``lexical`` branch
-is one number per function, the TF-IDF model's log-odds (``streamguard.baseline.LexicalScorer``):
+is one number per function, the TF-IDF model's log-odds (``streamguard.tracks.baseline.LexicalScorer``):
 always a feature, never an encoder.
 """
 

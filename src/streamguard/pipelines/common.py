@@ -9,7 +9,7 @@ from typing import Any
 
 from kedro.pipeline import Pipeline
 
-from streamguard.evaluation import metrics_from_logits
+from streamguard.evaluation.scoring import metrics_from_logits
 
 
 class bind:  # noqa: N801 - used like functools.partial

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
-from streamguard.presets import plain  # re-exported: the recipes import it from here
+from streamguard.config.presets import plain  # re-exported: the recipes import it from here
 
 T = TypeVar("T")
 # Models built from checkpoints inside ``reuse_loaded_models`` (inference only; None outside).
@@ -163,7 +163,7 @@ def resolve_lr(
     """
     if config.lr != "auto":
         return config, {}
-    from streamguard.tracking import log_artifact
+    from streamguard.tracking.runs import log_artifact
     from streamguard.training.lr_finder import resolve_auto_lr
     from streamguard.training.resume import fingerprint, result_config
 

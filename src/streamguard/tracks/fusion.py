@@ -120,7 +120,7 @@ def lexical_branch(frames: Mapping[str, pd.DataFrame], baseline_params: Mapping[
     import hashlib
     import json
 
-    from streamguard.baseline import LexicalScorer, cross_fitted_margins
+    from streamguard.tracks.baseline import LexicalScorer, cross_fitted_margins
 
     digest = hashlib.sha256(json.dumps([dict(baseline_params or {}), int(folds)], sort_keys=True, default=str).encode())
     for split in ("train", "valid"):
@@ -138,7 +138,7 @@ def lexical_branch(frames: Mapping[str, pd.DataFrame], baseline_params: Mapping[
 
 def _lexical_scorer(checkpoint: Mapping[str, Any]):
     """The fusion checkpoint's lexical scorer, or None without a lexical branch."""
-    from streamguard.baseline import LexicalScorer
+    from streamguard.tracks.baseline import LexicalScorer
 
     exported = checkpoint["model"].get("lexical")
     if exported is None:
@@ -274,7 +274,7 @@ def load_fusion(checkpoint: Mapping[str, Any]):
 
 
 def fusion_logits(checkpoint: Mapping[str, Any], frame: pd.DataFrame, graphs: Sequence) -> pd.DataFrame:
-    from streamguard.evaluation import logits_frame
+    from streamguard.evaluation.scoring import logits_frame
     from streamguard.models.fusion import make_fusion_collate
     from streamguard.training import predict_logits
 

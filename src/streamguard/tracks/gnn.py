@@ -132,7 +132,7 @@ def gnn_logits(
     frame: pd.DataFrame,
     transformer_checkpoint: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
-    from streamguard.evaluation import logits_frame
+    from streamguard.evaluation.scoring import logits_frame
     from streamguard.models.gnn import collate_graphs
     from streamguard.training import predict_logits
 

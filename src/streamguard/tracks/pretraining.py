@@ -88,7 +88,7 @@ def _jsonl_texts(path: Path, field: str) -> list[str]:
 
 def _directory_functions(directory: Path) -> list[str]:
     """Function definitions in the C files under ``directory``, found by the scan extractor."""
-    from streamguard.scan.extract import extract_functions, iter_source_files
+    from streamguard.data.extract import extract_functions, iter_source_files
 
     texts: list[str] = []
     for path in iter_source_files([str(directory)]):

@@ -112,7 +112,7 @@ def load_transformer(checkpoint: Mapping[str, Any]):
 
 def transformer_logits(checkpoint: Mapping[str, Any], frame: pd.DataFrame, batch_size: int = 64) -> pd.DataFrame:
     """Logits table (idx, label, logit_0, logit_1, prob) for ``frame`` from a checkpoint."""
-    from streamguard.evaluation import logits_frame
+    from streamguard.evaluation.scoring import logits_frame
     from streamguard.models.transformer import make_token_collate
     from streamguard.training import predict_logits
 

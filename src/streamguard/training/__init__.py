@@ -1,5 +1,7 @@
 """The one training loop shared by every track, and its building blocks (plain torch, no Kedro).
 
+May import: evaluation, runtime, config.
+
 Importing this package costs torch only; transformers (schedules) and scikit-learn (F1) are
 imported when :func:`fit` runs.
 """

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from streamguard.atomic import atomic_write
+from streamguard.runtime.atomic import atomic_write
 from streamguard.training.config import config_hash
 
 __all__ = ["CheckpointError", "atomic_torch_save", "safe_torch_load", "config_hash"]
@@ -19,7 +19,7 @@ class CheckpointError(RuntimeError):
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` through :func:`streamguard.atomic.atomic_write`: a crash mid-write leaves the
+    """``torch.save`` through :func:`streamguard.runtime.atomic.atomic_write`: a crash mid-write leaves the
     previous file intact (never a truncated checkpoint) and no temp file behind on the next save."""
     atomic_write(path, lambda temp: torch.save(obj, temp))
 

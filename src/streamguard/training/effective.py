@@ -13,7 +13,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from streamguard.presets import plain
+from streamguard.config.presets import plain
 
 logger = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler, WeightedRandomSampler
 
-from streamguard.progress import progress
+from streamguard.runtime.progress import progress
 from streamguard.training.batching import LengthGroupedSampler, move_to_device
 from streamguard.training.collapse import check_collapse
 from streamguard.training.config import TrainConfig

@@ -136,7 +136,7 @@ def resolve_auto_lr(
     """
     if config.lr != "auto":
         return config, None
-    from streamguard.atomic import atomic_write
+    from streamguard.runtime.atomic import atomic_write
 
     key = cache_key(key_parts)
     cache_dir = Path(config.lr_finder_cache_dir) if config.lr_finder_cache_dir else None

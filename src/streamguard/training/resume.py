@@ -32,9 +32,9 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from streamguard.atomic import atomic_write, remove_stale_temp_files
+from streamguard.runtime.atomic import atomic_write, remove_stale_temp_files
 from streamguard.training.checkpoint import CheckpointError, atomic_torch_save, safe_torch_load
-from streamguard.presets import plain
+from streamguard.config.presets import plain
 from streamguard.training.config import config_hash
 
 logger = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""baseline nodes: thin wrappers over streamguard.baseline (TF-IDF + logistic regression)."""
+"""baseline nodes: thin wrappers over streamguard.tracks.baseline (TF-IDF + logistic regression)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def fit(
     seed: int,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Fit on train, choose C on valid; the logits tables and a checkpoint-like summary for ``score``."""
-    from streamguard.baseline import fit_baseline
+    from streamguard.tracks.baseline import fit_baseline
 
     valid_logits, test_logits, info = fit_baseline(train_functions, valid_functions, test_functions, params)
     summary = {

@@ -28,7 +28,8 @@ def ensemble(
     ``checkpoint_<s>`` (a loader) per seed; with ``recompute`` a seed's missing logits are rebuilt
     from its checkpoint before ensembling.
     """
-    from streamguard.ensemble import ensemble_track, recompute_missing_logits
+    from streamguard.evaluation.ensemble import ensemble_track, recompute_missing_logits
+    from streamguard.tracks.logits import checkpoint_logits
 
     configured = params.get("tracks")
     if isinstance(configured, str):  # `--params ensemble.tracks=fusion` arrives as a string
@@ -48,6 +49,7 @@ def ensemble(
             {seed: seed_inputs[f"checkpoint_{seed}"] for seed in seeds},
             {"valid": valid_functions, "test": test_functions},
             {"valid": valid_graphs, "test": test_graphs},
+            checkpoint_logits,
         )
     return ensemble_track(track, per_seed, average=params["average"], sweep=sweep)
 
@@ -59,7 +61,7 @@ def stacked_ensemble(params: dict[str, Any], sweep: dict, **logits: pd.DataFrame
     configured inputs are stacked. Disabled (``enabled: false``) it writes empty outputs, which
     the final report leaves out.
     """
-    from streamguard.stacking import stack_inputs, stack_tracks, stacking_settings
+    from streamguard.evaluation.stacking import stack_inputs, stack_tracks, stacking_settings
 
     settings = stacking_settings(params.get("stacking"))
     if not settings["enabled"]:
@@ -102,9 +104,9 @@ def final_report(*inputs: Any, tracks: list[str], seeds: list[int]):
     ``metrics.json``, so the numbers are the same. Every ensemble row gets the paired-bootstrap
     95 % interval of its test ROC-AUC difference to the baseline (same test rows).
     """
-    from streamguard.evaluation import metrics_from_logits
-    from streamguard.report import BASELINE_TRACK, report_figures, summary_markdown, summary_table
-    from streamguard.stacking import STACKED_TRACK
+    from streamguard.evaluation.scoring import metrics_from_logits
+    from streamguard.evaluation.report import BASELINE_TRACK, report_figures, summary_markdown, summary_table
+    from streamguard.evaluation.stacking import STACKED_TRACK
 
     per_seed, ensembles, test_logits = {}, {}, {}
     position = 0
@@ -133,7 +135,7 @@ def final_report(*inputs: Any, tracks: list[str], seeds: list[int]):
         logger.warning("The final report has no baseline row: run `kedro run --pipeline baseline` to add it.")
     comparisons = {}
     if baseline is not None:
-        from streamguard.evaluation import compare_to_reference
+        from streamguard.evaluation.scoring import compare_to_reference
 
         comparisons = {track: compare_to_reference(baseline_test, frame) for track, frame in test_logits.items() if frame is not None and len(frame)}
     stacked = stacked_metrics if stacked_metrics and stacked_metrics.get("enabled", True) and "test" in stacked_metrics else None
@@ -157,8 +159,8 @@ def package_model(ensemble_metrics: dict[str, Any], *, track: str, seeds: list[i
     ``checkpoints`` holds ``checkpoint_<s>`` loaders (read only for the seeds the ensemble used,
     so the served model is exactly the one whose validation metrics were reported).
     """
-    from streamguard.consistency import check_track_artefacts
-    from streamguard.inference import EnsembleScorer
+    from streamguard.serving.consistency import check_track_artefacts
+    from streamguard.serving.scorer import EnsembleScorer
 
     used = [int(seed) for seed in ensemble_metrics.get("seeds_used", seeds)]
     loaded = [checkpoint for checkpoint in (checkpoints[f"checkpoint_{seed}"]() for seed in used) if checkpoint is not None]

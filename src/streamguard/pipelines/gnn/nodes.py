@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from streamguard.tracking import epoch_logger
+from streamguard.tracking.runs import epoch_logger
 
 
 def build_graphs(train_functions: pd.DataFrame, valid_functions: pd.DataFrame, test_functions: pd.DataFrame, graph_params: dict[str, Any]):
@@ -77,6 +77,6 @@ def predict(
 
 def plot_curves(history: list[dict], *, seed: int) -> dict:
     """This seed's per-epoch curves as a figure (saved as PNG and logged to MLflow by the catalog)."""
-    from streamguard.reporting import training_curves_figures
+    from streamguard.evaluation.figures import training_curves_figures
 
     return training_curves_figures(history, "gnn", seed)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from streamguard.tracking import epoch_logger
+from streamguard.tracking.runs import epoch_logger
 
 
 def pretrain(train_functions: pd.DataFrame, params: dict[str, Any], training_state: Any):

@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from streamguard.tracking import epoch_logger
+from streamguard.tracking.runs import epoch_logger
 
 
 def train(
@@ -51,6 +51,6 @@ def predict(checkpoint: dict, valid_functions: pd.DataFrame, test_functions: pd.
 
 def plot_curves(history: list[dict], *, seed: int) -> dict:
     """This seed's per-epoch curves as a figure (saved as PNG and logged to MLflow by the catalog)."""
-    from streamguard.reporting import training_curves_figures
+    from streamguard.evaluation.figures import training_curves_figures
 
     return training_curves_figures(history, "transformer", seed)

@@ -44,4 +44,4 @@ def configured_ensemble_tracks(conf_dir: Path | None = None) -> list[str]:
 
 def _conf_dir() -> Path:
     cwd_conf = Path.cwd() / "conf"
-    return cwd_conf if cwd_conf.is_dir() else Path(__file__).resolve().parents[2] / "conf"
+    return cwd_conf if cwd_conf.is_dir() else Path(__file__).resolve().parents[3] / "conf"

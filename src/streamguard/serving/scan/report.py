@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
 from streamguard import __version__
-from streamguard.scan.extract import FileProblem, FunctionRecord
+from streamguard.data.extract import FileProblem, FunctionRecord
 
 TOOL_NAME = "StreamGuard"
 INFORMATION_URI = "https://github.com/streamguard/streamguard"

@@ -26,7 +26,7 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
-from streamguard.tracking import probe_tracking_uri
+from streamguard.tracking.runs import probe_tracking_uri
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ class PresetHooks:
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
-        from streamguard.presets import validate_preset_name
+        from streamguard.config.presets import validate_preset_name
 
         params = context.params
         validate_preset_name(params)
@@ -30,7 +30,7 @@ class PresetHooks:
 
         if mlflow.active_run() is None:
             return
-        from streamguard.tracking import run_identity
+        from streamguard.tracking.runs import run_identity
 
         name, tags = run_identity(run_params, {**self._track_presets, **_presets_trained_earlier(pipeline, catalog)}, started=time.time())
         mlflow.set_tags({**tags, "mlflow.runName": name})
@@ -103,7 +103,7 @@ class StaleEnsembleHooks:
 
     ``kedro run --pipeline fusion --params preset=...`` replaces the fusion checkpoints but not
     ``fusion.ensemble_metrics`` (its threshold), the final report or the servable model; the scan
-    and the servable-model packaging refuse the mix (``streamguard.consistency``), and this note
+    and the servable-model packaging refuse the mix (``streamguard.serving.consistency``), and this note
     says so at the end of the run, with the command that refreshes them.
     """
 
@@ -126,16 +126,16 @@ class StaleEnsembleHooks:
 
 
 class ReuseNoticeHooks:
-    """At the start of a training node, say what saved state it is about to reuse (``streamguard.reuse``)."""
+    """At the start of a training node, say what saved state it is about to reuse (``streamguard.training.reuse_notice``)."""
 
     @hook_impl
     def before_node_run(self, node: Any, catalog: Any, inputs: dict, is_async: bool) -> None:
         import logging
 
-        from streamguard.reuse import reuse_notice
+        from streamguard.training.reuse_notice import reuse_notice
 
         for name, value in inputs.items():
             if name.endswith(".training_state"):
                 notice = reuse_notice(name.removesuffix(".training_state"), value)
                 if notice:
-                    logging.getLogger("streamguard.reuse").info(notice)
+                    logging.getLogger("streamguard.training.reuse_notice").info(notice)

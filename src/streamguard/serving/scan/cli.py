@@ -20,7 +20,7 @@ from typing import Protocol, TextIO
 
 import numpy as np
 
-from streamguard.scan.extract import (
+from streamguard.data.extract import (
     DEFAULT_INCLUDE,
     DEFAULT_MAX_FILE_BYTES,
     FileProblem,
@@ -28,7 +28,7 @@ from streamguard.scan.extract import (
     extract_functions,
     iter_source_files,
 )
-from streamguard.scan.report import ScanResult, problems_text, summary_line, to_json, to_sarif, to_text
+from streamguard.serving.scan.report import ScanResult, problems_text, summary_line, to_json, to_sarif, to_text
 
 TRACKS = ("fusion", "transformer", "gnn")
 FORMATS = ("text", "json", "sarif")
@@ -48,7 +48,7 @@ LINE_METHODS = ("attention", "integrated_gradients", "gradient_x_input", "gnnexp
 
 
 class Scorer(Protocol):
-    """What the scan needs from a trained track; ``streamguard.inference.load_scorer`` provides one."""
+    """What the scan needs from a trained track; ``streamguard.serving.scorer.load_scorer`` provides one."""
 
     track: str
     threshold: float
@@ -72,10 +72,10 @@ class ScanError(Exception):
 
 def default_scorer_factory(project_dir: Path, track: str, model_uri: str | None) -> Scorer:
     """The real scorer, imported here so the heavy model stack loads only when a scan actually runs."""
-    from streamguard.quiet import silence_known_warnings
+    from streamguard.runtime.quiet import silence_known_warnings
 
     silence_known_warnings()
-    from streamguard.inference import load_scorer
+    from streamguard.serving.scorer import load_scorer
 
     return load_scorer(project_dir, track, model_uri)
 
@@ -273,7 +273,7 @@ def _add_line_scores(result: ScanResult, args: argparse.Namespace, scorer: Score
     """
     if args.lines <= 0:
         return
-    from streamguard.scan.report import is_over_threshold, ranked
+    from streamguard.serving.scan.report import is_over_threshold, ranked
 
     flagged = [function for function, score in ranked(result, args.top) if is_over_threshold(score, result.threshold)]
     if not flagged:

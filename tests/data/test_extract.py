@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from streamguard.scan import extract
-from streamguard.scan.extract import ANONYMOUS, extract_functions, iter_source_files
+from streamguard.data import extract
+from streamguard.data.extract import ANONYMOUS, extract_functions, iter_source_files
 
 SAMPLE = """\
 #include <string.h>

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from streamguard.evaluation import logits_frame, metrics_from_logits, sweep_spec
-from streamguard.metrics import compute_metrics, mean_std
+from streamguard.evaluation.scoring import logits_frame, metrics_from_logits, sweep_spec
+from streamguard.evaluation.metrics import compute_metrics, mean_std
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +25,12 @@ def recompute_missing_logits(
     checkpoints: Mapping[int, Callable[[], Mapping[str, Any] | None]],
     frames: Mapping[str, pd.DataFrame],
     graphs: Mapping[str, Any],
+    predict: Callable[[str, Mapping[str, Any], pd.DataFrame, Any], pd.DataFrame],
 ) -> dict[int, dict[str, pd.DataFrame | None]]:
     """Rebuild the logits a seed lacks from that seed's checkpoint (the original's ``--recompute``).
+
+    ``predict(track, checkpoint, frame, graphs)`` computes them (``streamguard.tracks.logits.checkpoint_logits``
+    in the pipeline): passed in, so evaluation never imports the track recipes.
 
     ``checkpoints`` maps a seed to a loader, called only for seeds with missing logits, so
     checkpoints are never read when nothing is missing. A seed without a usable checkpoint keeps
@@ -43,27 +47,11 @@ def recompute_missing_logits(
                 logger.warning("%s ensemble: cannot recompute seed %s, its checkpoint is missing too.", track, seed)
                 continue
             for split in missing:
-                splits[split] = _logits_from_checkpoint(track, checkpoint, frames[split], graphs.get(split))
+                splits[split] = predict(track, checkpoint, frames[split], graphs.get(split))
             logger.info("%s ensemble: recomputed %s logits of seed %s from its checkpoint", track, "/".join(missing), seed)
         except Exception as error:  # a corrupt checkpoint, a branch the checkpoint needs: skip the seed, say why
             logger.warning("%s ensemble: failed to recompute the logits of seed %s: %s", track, seed, error)
     return filled
-
-
-def _logits_from_checkpoint(track: str, checkpoint: Mapping[str, Any], frame: pd.DataFrame, graphs: Any) -> pd.DataFrame:
-    if track == "transformer":
-        from streamguard.tracks.transformer import transformer_logits
-
-        return transformer_logits(checkpoint, frame)
-    if track == "gnn":
-        from streamguard.tracks.gnn import gnn_logits
-
-        return gnn_logits(checkpoint, graphs, frame)
-    if track == "fusion":
-        from streamguard.tracks.fusion import fusion_logits
-
-        return fusion_logits(checkpoint, frame, graphs)
-    raise ValueError(f"cannot recompute logits for track {track!r}")
 
 
 def usable_seeds(track: str, per_seed: Mapping[int, Mapping[str, pd.DataFrame | None]]) -> list[int]:

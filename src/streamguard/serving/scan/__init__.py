@@ -3,9 +3,9 @@
 Scoring is injected (``Scorer``), so this package stays free of the model stack at import time.
 """
 
-from streamguard.scan.cli import Scorer, ScorerFactory, main, run_scan
-from streamguard.scan.extract import FileProblem, FunctionRecord, extract_functions, iter_source_files
-from streamguard.scan.report import ScanResult, ranked, to_json, to_sarif, to_text
+from streamguard.serving.scan.cli import Scorer, ScorerFactory, main, run_scan
+from streamguard.data.extract import FileProblem, FunctionRecord, extract_functions, iter_source_files
+from streamguard.serving.scan.report import ScanResult, ranked, to_json, to_sarif, to_text
 
 __all__ = [
     "FileProblem",

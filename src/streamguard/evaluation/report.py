@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from streamguard.metrics import mean_std
+from streamguard.evaluation.metrics import mean_std
 
 # (column, how to read it from a metrics dict)
 SUMMARY_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -193,7 +193,7 @@ def report_figures(
     Validation threshold sweeps of every track's ensemble on one chart, test PR curves on another,
     and one test confusion matrix per track at its validation-chosen threshold.
     """
-    from streamguard.reporting import confusion_matrix_figure, pr_curves_figure, threshold_sweep_figure
+    from streamguard.evaluation.figures import confusion_matrix_figure, pr_curves_figure, threshold_sweep_figure
 
     figures: dict[str, Any] = {}
     sweeps = {track: metrics["threshold_sweep"] for track, metrics in ensembles.items() if metrics.get("threshold_sweep")}

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from streamguard.metrics import SweepSpec, compute_metrics, probabilities_from_logits
+from streamguard.evaluation.metrics import SweepSpec, compute_metrics, probabilities_from_logits
 
 
 def logits_frame(idx: np.ndarray, labels: np.ndarray, logits: np.ndarray) -> pd.DataFrame:

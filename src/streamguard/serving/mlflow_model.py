@@ -6,6 +6,6 @@ model is loaded. The weights and the threshold come from the model's ``scorer`` 
 
 import mlflow.models
 
-from streamguard.serving import StreamGuardModel
+from streamguard.serving.model import StreamGuardModel
 
 mlflow.models.set_model(StreamGuardModel())

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from streamguard.metrics import validate_split
+from streamguard.evaluation.metrics import validate_split
 
 __all__ = [
     "threshold_sweep_figure",

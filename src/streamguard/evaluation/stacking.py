@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from streamguard.evaluation import compare_to_reference, logits_frame, metrics_from_logits
+from streamguard.evaluation.scoring import compare_to_reference, logits_frame, metrics_from_logits
 
 logger = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from streamguard.inference import EnsembleScorer
+from streamguard.serving.scorer import EnsembleScorer
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)
 
     class StreamGuardModel(mlflow.pyfunc.PythonModel):
-        """pyfunc wrapper around :class:`~streamguard.inference.EnsembleScorer` (``.scorer`` after loading)."""
+        """pyfunc wrapper around :class:`~streamguard.serving.scorer.EnsembleScorer` (``.scorer`` after loading)."""
 
         scorer: EnsembleScorer | None = None
 

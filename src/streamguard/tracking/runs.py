@@ -112,7 +112,7 @@ def log_metrics_dict(
     metrics: Mapping[str, Any], prefix: str = "", artifact: str | os.PathLike | None = None
 ) -> None:
     """Log every numeric scalar of a metrics dict (dotted names) and the JSON file as an artifact."""
-    from streamguard.metrics import flatten_for_mlflow
+    from streamguard.evaluation.metrics import flatten_for_mlflow
 
     mlflow = _active_mlflow()
     if mlflow is None:

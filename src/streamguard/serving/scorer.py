@@ -66,7 +66,7 @@ class EnsembleScorer:
         about 1.5x fewer transformer tokens on the generated data) and its graphs are built once
         for all seeds that share a graph configuration.
         """
-        from streamguard.metrics import probabilities_from_logits
+        from streamguard.evaluation.metrics import probabilities_from_logits
 
         if not codes:
             return np.zeros(0)
@@ -153,20 +153,10 @@ class EnsembleScorer:
             return ensemble_line_scores(self.checkpoints, list(codes), method)
 
     def _seed_logits(self, checkpoint: Mapping[str, Any], codes: list[str], graphs: list | None) -> np.ndarray:
+        from streamguard.tracks.logits import checkpoint_logits
+
         frame = pd.DataFrame({"idx": np.arange(len(codes)), "func": codes, "target": np.zeros(len(codes), dtype=np.int64)})
-        if self.track == "transformer":
-            from streamguard.tracks.transformer import transformer_logits
-
-            table = transformer_logits(checkpoint, frame)
-        else:
-            if self.track == "gnn":
-                from streamguard.tracks.gnn import gnn_logits
-
-                table = gnn_logits(checkpoint, graphs, frame)
-            else:
-                from streamguard.tracks.fusion import fusion_logits
-
-                table = fusion_logits(checkpoint, frame, graphs)
+        table = checkpoint_logits(self.track, checkpoint, frame, graphs)
         return table.sort_values("idx")[["logit_0", "logit_1"]].to_numpy()
 
     @staticmethod
@@ -195,7 +185,7 @@ def load_scorer(project_dir: str | Path = ".", track: str = "fusion", model_uri:
     warnings.filterwarnings("ignore", category=UserWarning, module=r"(kedro|kedro_mlflow|mlflow)(\.|$)")
     from kedro.framework.startup import bootstrap_project
 
-    from streamguard.project_conf import configured_seeds
+    from streamguard.config.project import configured_seeds
 
     project_dir = Path(project_dir).resolve()
     if not (project_dir / "conf").is_dir():
@@ -238,7 +228,7 @@ def _validation_threshold(catalog: Any, track: str, checkpoints: Sequence[Mappin
     Stops (``StaleArtefactError``) when the seeds' checkpoints mix configurations or the ensemble
     metrics predate them: their threshold would belong to other weights.
     """
-    from streamguard.consistency import check_track_artefacts
+    from streamguard.serving.consistency import check_track_artefacts
 
     name = f"{track}.ensemble_metrics"
     metrics = catalog.load(name) if catalog.exists(name) else None

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from streamguard.evaluation import logits_frame
+from streamguard.evaluation.scoring import logits_frame
 
 logger = logging.getLogger(__name__)
 

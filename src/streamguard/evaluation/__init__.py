@@ -1,0 +1,4 @@
+"""Logits to numbers: metrics and threshold sweeps, seed ensembles, stacking, bootstrap intervals, the final report and its figures.
+
+May import: runtime, config.
+"""
