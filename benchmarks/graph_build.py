@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from streamguard.graphs import GraphConfig, build_graphs, graph_stats
-from streamguard.graphs.builder import get_parser
+from streamguard.graphs.grammar import get_parser
 
 # Typical 20-60 line functions, used when streamguard.data.generator is not available.
 TEMPLATES = [

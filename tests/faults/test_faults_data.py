@@ -25,7 +25,7 @@ from streamguard.data.loading import (
     read_jsonl,
     validate_records,
 )
-from streamguard.graphs.builder import GraphConfig, build_graph
+from streamguard.graphs import GraphConfig, build_graph
 from streamguard.pipelines.data_processing.nodes import load_and_validate
 
 from faults.fault_cases import (

@@ -24,7 +24,7 @@ from streamguard.graphs import (
     to_dot,
     type_name,
 )
-from streamguard.graphs.builder import C_LANGUAGE
+from streamguard.graphs.grammar import C_LANGUAGE
 
 MEMCPY = "void f(char *src){ char buf[16]; int n = 8; memcpy(buf, src, n); }"
 LOOPS = """

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from streamguard.data.generator import generate_dataset
-from streamguard.graphs.builder import GraphConfig
+from streamguard.graphs.schema import GraphConfig
 from streamguard.training.config import TrainConfig
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "base"

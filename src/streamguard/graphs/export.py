@@ -9,17 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from streamguard.graphs.builder import (
-    C_LANGUAGE,
-    EDGE_GROUPS,
-    EDGE_TYPES,
-    ERROR_TYPE_ID,
-    EXIT_TYPE_ID,
-    NUM_NODE_TYPES,
-    CodeGraph,
-    GraphConfig,
-    _build,
-)
+from streamguard.graphs.builder import _build
+from streamguard.graphs.grammar import C_LANGUAGE, ERROR_TYPE_ID, EXIT_TYPE_ID, NUM_NODE_TYPES
+from streamguard.graphs.schema import EDGE_GROUPS, EDGE_TYPES, CodeGraph, GraphConfig
 
 #: Edge type -> (colour, style). AST/next-token are faint so control and data flow stand out.
 EDGE_STYLES: dict[str, tuple[str, str]] = {

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from streamguard.runtime.atomic import atomic_write
-from streamguard.graphs.builder import CodeGraph, GraphConfig
+from streamguard.graphs.schema import CodeGraph, GraphConfig
 
 FORMAT_VERSION = 1
 _ARRAYS = (

@@ -30,7 +30,7 @@ from torch.utils.data import Dataset
 from torch_geometric.data import Batch, Data
 from torch_geometric.nn import AttentionalAggregation, GATConv, GCNConv, global_max_pool, global_mean_pool
 
-from streamguard.graphs.builder import CodeGraph
+from streamguard.graphs.schema import CodeGraph
 
 ARCHITECTURES = ("gcn", "gat", "ggnn")
 POOLINGS = ("mean", "max", "mean_max", "attention", "devign")
