@@ -29,7 +29,7 @@ from streamguard.training import (
     safe_torch_load,
     seed_everything,
 )
-from streamguard.training.loop import build_scheduler, resolve_amp
+from streamguard.training.components import build_scheduler, resolve_amp
 
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")

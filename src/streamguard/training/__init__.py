@@ -9,15 +9,9 @@ imported when :func:`fit` runs.
 from streamguard.training.batching import LengthGroupedSampler, move_to_device, pad_token_batch
 from streamguard.training.checkpoint import CheckpointError, atomic_torch_save, safe_torch_load
 from streamguard.training.config import TrainConfig, config_hash
-from streamguard.training.loop import (
-    TIMING_KEYS,
-    FitResult,
-    NonFiniteLossError,
-    embed,
-    fit,
-    predict_logits,
-    resolve_device,
-)
+from streamguard.training.components import resolve_device
+from streamguard.training.loop import TIMING_KEYS, FitResult, NonFiniteLossError, fit
+from streamguard.training.predict import embed, predict_logits
 from streamguard.training.losses import FocalLoss, build_loss, class_weights_from_labels
 from streamguard.training.resume import ResumeStore, resumable_fit
 from streamguard.training.seeding import capture_rng_state, restore_rng_state, seed_everything

@@ -6,12 +6,15 @@ The loop owns everything else: seeding, batching, AdamW + warmup schedule, accum
 clipping, EMA, non-finite detection, validation, best-epoch selection, early stopping, collapse
 detection (:mod:`streamguard.training.collapse`), and a
 resumable state dict (raw and EMA weights, optimizer, scheduler, scaler, RNG, history).
+
+This module holds the epoch loop and its state handling; :mod:`~streamguard.training.components`
+builds what it runs with (device, AMP, optimizer groups, schedule, loaders) and
+:mod:`~streamguard.training.predict` runs models without training them (validation, logits, embeddings).
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import math
 import time
@@ -19,39 +22,40 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, RandomSampler, WeightedRandomSampler
+from torch.utils.data import DataLoader, Dataset
 
 from streamguard.runtime.progress import progress
-from streamguard.training.batching import LengthGroupedSampler, move_to_device
+from streamguard.training.batching import move_to_device
 from streamguard.training.collapse import check_collapse
+from streamguard.training.components import (
+
+
+    AmpSettings,
+    autocast_context,
+    cpu_copy,
+    make_eval_loader,
+    make_train_loader,
+    warn_once,
+    build_scheduler,
+    dataset_labels,
+    default_param_groups,
+    resolve_amp,
+    resolve_device,
+)
 from streamguard.training.config import TrainConfig
 from streamguard.training.distributed import DataParallel
+from streamguard.training.predict import validate_epoch
 from streamguard.training.losses import build_loss
-from streamguard.training.seeding import (
-    capture_rng_state,
-    epoch_seed,
-    restore_rng_state,
-    seed_everything,
-    seed_worker,
-)
+from streamguard.training.seeding import capture_rng_state, epoch_seed, restore_rng_state, seed_everything
 from streamguard.training.weighting import apply_triple_weighting_guard
+
 
 logger = logging.getLogger(__name__)
 
 # Keys of an epoch record that measure speed, not learning: they differ between identical runs.
 TIMING_KEYS = ("seconds", "train_seconds", "samples_per_s", "tokens_per_s")
-
-_warned: set[str] = set()
-
-
-def _warn_once(message: str) -> None:
-    if message not in _warned:
-        _warned.add(message)
-        logger.warning(message)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -71,201 +75,6 @@ class FitResult:
     best_valid_f1: float
     state: dict[str, Any] = field(repr=False)
     nonfinite_steps: int = 0
-
-
-@dataclass(frozen=True)
-class AmpSettings:
-    """Autocast dtype actually used (after CPU/bf16 fallbacks) and whether a GradScaler is needed."""
-
-    enabled: bool
-    dtype: torch.dtype | None
-    use_scaler: bool
-    name: str | None
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` means CUDA when available, else CPU; anything else is passed to ``torch.device``."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def resolve_amp(amp_dtype: str | None, device: torch.device) -> AmpSettings:
-    """Mixed precision only on CUDA; bf16 falls back to fp16 where the GPU lacks it (with a warning)."""
-    off = AmpSettings(False, None, False, None)
-    if amp_dtype is None:
-        return off
-    if device.type != "cuda":
-        _warn_once(f"amp_dtype={amp_dtype!r} requested but training runs on {device.type}: AMP is off (fp32).")
-        return off
-    if amp_dtype == "bf16":
-        if torch.cuda.is_bf16_supported():
-            return AmpSettings(True, torch.bfloat16, False, "bf16")
-        _warn_once("amp_dtype='bf16' is not supported by this GPU: falling back to fp16 with a GradScaler.")
-    return AmpSettings(True, torch.float16, True, "fp16")
-
-
-def default_param_groups(model: nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
-    """AdamW groups: no weight decay on biases and norm weights; ``model.encoder`` at ``encoder_lr`` if set."""
-    encoder = getattr(model, "encoder", None) if config.encoder_lr is not None else None
-    if config.encoder_lr is not None and not isinstance(encoder, nn.Module):
-        _warn_once(f"encoder_lr={config.encoder_lr} ignored: {type(model).__name__} has no `encoder` submodule.")
-        encoder = None
-    encoder_params = {id(p) for p in encoder.parameters()} if encoder is not None else set()
-    buckets: dict[tuple[bool, bool], list[nn.Parameter]] = {}
-    for name, parameter in model.named_parameters():
-        if not parameter.requires_grad:
-            continue
-        no_decay = parameter.ndim < 2 or name.endswith("bias") or "norm" in name.lower()
-        buckets.setdefault((id(parameter) in encoder_params, no_decay), []).append(parameter)
-    groups = []
-    for (in_encoder, no_decay), params in sorted(buckets.items()):
-        groups.append(
-            {
-                "params": params,
-                "weight_decay": 0.0 if no_decay else config.weight_decay,
-                "lr": config.encoder_lr if in_encoder else config.lr,
-                "name": f"{'encoder' if in_encoder else 'model'}_{'no_decay' if no_decay else 'decay'}",
-            }
-        )
-    if not groups:
-        raise ValueError(f"{type(model).__name__} has no trainable parameters")
-    return groups
-
-
-def build_scheduler(
-    optimizer: torch.optim.Optimizer, name: str, warmup_steps: int, total_steps: int
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """Hugging Face warmup schedules, stepped once per optimizer step."""
-    from transformers import (
-        get_constant_schedule_with_warmup,
-        get_cosine_schedule_with_warmup,
-        get_linear_schedule_with_warmup,
-    )
-
-    if name == "linear":
-        return get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
-    if name == "cosine":
-        return get_cosine_schedule_with_warmup(optimizer, warmup_steps, total_steps)
-    if name == "constant":
-        return get_constant_schedule_with_warmup(optimizer, warmup_steps)
-    raise ValueError(f"unknown scheduler {name!r}; use linear, cosine or constant")
-
-
-def dataset_labels(dataset: Dataset, collate_fn: Callable[[list], dict]) -> list[int]:
-    """Training labels: the dataset's ``labels`` attribute when it has one, else read through the collate."""
-    labels = getattr(dataset, "labels", None)
-    if labels is not None and len(labels) == len(dataset):  # type: ignore[arg-type]
-        return [int(label) for label in labels]
-    loader = DataLoader(dataset, batch_size=256, shuffle=False, collate_fn=collate_fn)
-    return [int(label) for batch in loader for label in batch["labels"].tolist()]
-
-
-def _cpu_copy(value: Any) -> Any:
-    """A detached CPU snapshot (tensors cloned) of nested state, safe from later in-place updates."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().to("cpu", copy=True)
-    if isinstance(value, Mapping):
-        return {key: _cpu_copy(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_cpu_copy(item) for item in value]
-    if isinstance(value, tuple):
-        return tuple(_cpu_copy(item) for item in value)
-    return copy.deepcopy(value)
-
-
-def _loader_kwargs(config: TrainConfig, collate_fn: Callable, device: torch.device) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {
-        "collate_fn": collate_fn,
-        "num_workers": config.num_workers,
-        "pin_memory": device.type == "cuda",
-    }
-    if config.num_workers > 0:
-        kwargs["worker_init_fn"] = seed_worker
-        kwargs["persistent_workers"] = config.persistent_workers
-        if config.prefetch_factor is not None:
-            kwargs["prefetch_factor"] = config.prefetch_factor
-    return kwargs
-
-
-def _train_loader(
-    dataset: Dataset,
-    collate_fn: Callable,
-    config: TrainConfig,
-    device: torch.device,
-    generators: tuple[torch.Generator, torch.Generator],
-    train_lengths: Sequence[int] | None,
-    train_labels: Sequence[int] | None,
-) -> DataLoader:
-    """Training batches. The sampler has its own generator, separate from the loader's (worker seeds):
-    the example order is then the same with or without (persistent) workers."""
-    sampler_generator, loader_generator = generators
-    kwargs = {**_loader_kwargs(config, collate_fn, device), "generator": loader_generator}
-    if config.weighted_sampler:
-        counts = np.bincount(np.asarray(train_labels, dtype=np.int64), minlength=2)
-        per_class = np.where(counts > 0, 1.0 / np.maximum(counts, 1), 0.0)
-        weights = torch.as_tensor(per_class[np.asarray(train_labels, dtype=np.int64)], dtype=torch.double)
-        sampler = WeightedRandomSampler(weights, num_samples=len(dataset), replacement=True, generator=sampler_generator)
-        if train_lengths is not None and config.group_by_length:
-            _warn_once("weighted_sampler is on, so batches are not grouped by length.")
-        return DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, drop_last=config.drop_last, **kwargs)
-    if train_lengths is not None and config.group_by_length:
-        if len(train_lengths) != len(dataset):  # type: ignore[arg-type]
-            raise ValueError(f"train_lengths has {len(train_lengths)} entries for {len(dataset)} examples")
-        batch_sampler = LengthGroupedSampler(train_lengths, config.batch_size, sampler_generator, drop_last=config.drop_last)
-        return DataLoader(dataset, batch_sampler=batch_sampler, **kwargs)
-    sampler = RandomSampler(dataset, generator=sampler_generator)
-    return DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, drop_last=config.drop_last, **kwargs)
-
-
-def _eval_loader(
-    dataset: Dataset, collate_fn: Callable, batch_size: int, device: torch.device, config: TrainConfig | None = None
-) -> DataLoader:
-    kwargs = _loader_kwargs(config, collate_fn, device) if config is not None else {"collate_fn": collate_fn}
-    # Its own generator: creating the iterator draws a seed, which must not come from the global RNG
-    # (that would make dropout depend on whether validation workers are persistent).
-    generator = torch.Generator()
-    generator.manual_seed(0)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, generator=generator, **kwargs)
-
-
-def _autocast(device: torch.device, amp: AmpSettings):
-    return torch.autocast(device_type=device.type, dtype=amp.dtype, enabled=amp.enabled)
-
-
-@torch.no_grad()
-def _validate(model: nn.Module, loader: DataLoader, device: torch.device, amp: AmpSettings) -> dict[str, float]:
-    """Unweighted CE (comparable across runs and losses), F1 at P(vulnerable) >= 0.5 and ROC-AUC."""
-    from sklearn.metrics import f1_score, roc_auc_score
-
-    model.eval()
-    gather = getattr(loader, "gather", None)  # data parallel: every process scores the whole set
-    loss_sum, count = 0.0, 0
-    labels_all, probs_all = [], []
-    for batch in loader:
-        batch = move_to_device(batch, device, non_blocking=True)
-        with _autocast(device, amp):
-            logits = model(batch)
-        logits = logits.float()
-        labels = batch["labels"]
-        if gather is not None:
-            logits, labels = gather((logits, labels))
-        loss_sum += float(F.cross_entropy(logits, labels, reduction="sum"))
-        count += int(labels.numel())
-        probs_all.append(torch.softmax(logits, dim=-1)[:, 1].cpu())
-        labels_all.append(labels.cpu())
-    labels_np = torch.cat(labels_all).numpy()
-    probs_np = torch.cat(probs_all).numpy()
-    predictions = (probs_np >= 0.5).astype(np.int64)
-    both_classes = np.unique(labels_np).size == 2
-    return {
-        "valid_loss": loss_sum / max(count, 1),
-        "valid_predicted_positive_rate": float(predictions.mean()),  # 0 or 1: a collapse signal
-        "valid_f1": float(f1_score(labels_np, predictions, pos_label=1, zero_division=0)),
-        "valid_roc_auc": float(roc_auc_score(labels_np, probs_np)) if both_classes else 0.5,
-    }
 
 
 def _selection_score(record: Mapping[str, Any], metric: str) -> float:
@@ -345,7 +154,7 @@ class _Trainer:
                 has_tokens = True
                 tokens += int(batch["attention_mask"].sum())
             last_of_group = batch_index + 1 == group_start + group_size
-            with self._no_sync(not last_of_group), _autocast(self.device, self.amp):
+            with self._no_sync(not last_of_group), autocast_context(self.device, self.amp):
                 logits = self.train_model(batch)
             loss = self.criterion(logits.float(), labels)
             loss_value = float(loss.detach())
@@ -465,16 +274,16 @@ def fit(
     needs_labels = config.class_weighting == "balanced" or config.weighted_sampler
     train_labels = dataset_labels(train_dataset, collate_fn) if needs_labels else None
     if config.weighted_sampler and config.class_weighting == "balanced":
-        _warn_once(
+        warn_once(
             "weighted_sampler and class_weighting='balanced' both correct the class imbalance: together they "
             "over-predict the vulnerable class (the original system's 65-70 % positive rate)."
         )
     criterion = build_loss(config, train_labels).to(device)
 
-    train_loader = _train_loader(
+    train_loader = make_train_loader(
         train_dataset, collate_fn, config, device, (sampler_generator, loader_generator), train_lengths, train_labels
     )
-    valid_loader = _eval_loader(valid_dataset, collate_fn, config.eval_batch_size, device, config)
+    valid_loader = make_eval_loader(valid_dataset, collate_fn, config.eval_batch_size, device, config)
     if len(train_loader) == 0:
         raise ValueError(
             f"{len(train_dataset)} training examples give no batch with batch_size={config.batch_size} "  # type: ignore[arg-type]
@@ -527,15 +336,15 @@ def fit(
     def snapshot(epoch: int) -> dict[str, Any]:
         return {
             "epoch": epoch,
-            "model_state": _cpu_copy(model.state_dict()),
-            "ema_state": _cpu_copy(ema.state_dict()) if ema is not None else None,
+            "model_state": cpu_copy(model.state_dict()),
+            "ema_state": cpu_copy(ema.state_dict()) if ema is not None else None,
             "best_model_state": best_state,
             "best_epoch": best_epoch,
             "best_valid_f1": best_f1,
             "best_score": best_score,
-            "optimizer_state": _cpu_copy(optimizer.state_dict()),
-            "scheduler_state": _cpu_copy(scheduler.state_dict()),
-            "scaler_state": _cpu_copy(scaler.state_dict()),
+            "optimizer_state": cpu_copy(optimizer.state_dict()),
+            "scheduler_state": cpu_copy(scheduler.state_dict()),
+            "scaler_state": cpu_copy(scaler.state_dict()),
             "rng_state": capture_rng_state(),
             "history": [dict(record) for record in history],
             "epochs_without_improvement": stale_epochs,
@@ -559,7 +368,7 @@ def fit(
         loader_generator.manual_seed(epoch_seed(config.seed, epoch, stream=1))
         train_stats = trainer.train_epoch(train_loader, epoch)
         train_seconds = time.perf_counter() - started
-        valid_stats = (evaluate or _validate)(trainer.eval_model, valid_loader, device, amp)
+        valid_stats = (evaluate or validate_epoch)(trainer.eval_model, valid_loader, device, amp)
         seconds = time.perf_counter() - started
         record: dict[str, Any] = {
             "epoch": epoch,
@@ -579,7 +388,7 @@ def fit(
         score = _selection_score(record, config.selection_metric)
         if score > best_score:  # strict: a tie keeps the earlier epoch
             best_score, best_f1, best_epoch, stale_epochs = score, record.get("valid_f1", float("nan")), epoch, 0
-            best_state = _cpu_copy(trainer.eval_model.state_dict())
+            best_state = cpu_copy(trainer.eval_model.state_dict())
         else:
             stale_epochs += 1
         record["best_valid_f1"] = best_f1
@@ -625,7 +434,7 @@ def _restore(resume_state: Mapping[str, Any], config: TrainConfig, trainer: _Tra
     ignored = {"progress", "num_workers", "prefetch_factor", "persistent_workers", "device", "eval_batch_size"}
     changed = sorted(k for k in saved_config if k not in ignored and saved_config.get(k) != getattr(config, k, None))
     if changed:
-        _warn_once(f"resuming with a changed training config ({', '.join(changed)}): the result will differ from an uninterrupted run")
+        warn_once(f"resuming with a changed training config ({', '.join(changed)}): the result will differ from an uninterrupted run")
     trainer.model.load_state_dict(resume_state["model_state"])
     trainer.optimizer.load_state_dict(resume_state["optimizer_state"])
     trainer.scheduler.load_state_dict(resume_state["scheduler_state"])
@@ -635,63 +444,9 @@ def _restore(resume_state: Mapping[str, Any], config: TrainConfig, trainer: _Tra
         if resume_state.get("ema_state") is not None:
             trainer.ema.load_state_dict(resume_state["ema_state"])
         else:
-            _warn_once("resuming with ema=True from a state without EMA weights: the EMA restarts from the raw weights")
+            warn_once("resuming with ema=True from a state without EMA weights: the EMA restarts from the raw weights")
     trainer.nonfinite_steps = int(resume_state.get("nonfinite_steps", 0))
     trainer.optimizer_steps = int(resume_state.get("optimizer_steps", 0))
     trainer.amp_overflow_steps = int(resume_state.get("amp_skipped_steps", 0))
     restore_rng_state(resume_state["rng_state"])
     return int(resume_state["epoch"]) + 1
-
-
-def _collect(
-    model: nn.Module,
-    dataset: Dataset,
-    collate_fn: Callable[[list], dict],
-    batch_size: int,
-    device: str | torch.device,
-    show_progress: bool,
-    method: str,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    target = resolve_device(device)
-    model.to(target).eval()
-    run = model if method == "forward" else getattr(model, method)
-    loader = _eval_loader(dataset, collate_fn, batch_size, target)
-    idx_parts, label_parts, output_parts = [], [], []
-    with torch.inference_mode():  # cheaper than no_grad: the outputs never meet autograd
-        for batch in progress(loader, desc=method, disable=not show_progress, leave=False):
-            batch = move_to_device(batch, target)
-            output_parts.append(run(batch).float().cpu())
-            idx_parts.append(batch["idx"].cpu())
-            label_parts.append(batch["labels"].cpu())
-    if not output_parts:
-        width = 2 if method == "forward" else int(getattr(model, "embedding_dim", 0))
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, width), np.float32)
-    return (
-        torch.cat(idx_parts).numpy().astype(np.int64),
-        torch.cat(label_parts).numpy().astype(np.int64),
-        torch.cat(output_parts).numpy(),
-    )
-
-
-def predict_logits(
-    model: nn.Module,
-    dataset: Dataset,
-    collate_fn: Callable[[list], dict],
-    batch_size: int = 64,
-    device: str | torch.device = "auto",
-    progress: bool = False,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(idx, labels, logits [N, 2]) in dataset order; eval mode, no gradients, fp32."""
-    return _collect(model, dataset, collate_fn, batch_size, device, progress, "forward")
-
-
-def embed(
-    model: nn.Module,
-    dataset: Dataset,
-    collate_fn: Callable[[list], dict],
-    batch_size: int = 64,
-    device: str | torch.device = "auto",
-    progress: bool = False,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(idx, labels, embeddings [N, D]) from ``model.encode``: fusion caches frozen-encoder features with it."""
-    return _collect(model, dataset, collate_fn, batch_size, device, progress, "encode")

@@ -48,7 +48,7 @@ def range_test(
     from torch.utils.data import DataLoader
     from torch_lr_finder import LRFinder, TrainDataLoaderIter
 
-    from streamguard.training.loop import dataset_labels, default_param_groups, resolve_device
+    from streamguard.training.components import dataset_labels, default_param_groups, resolve_device
     from streamguard.training.losses import build_loss
 
     class DictBatches(TrainDataLoaderIter):
