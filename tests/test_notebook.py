@@ -185,8 +185,8 @@ def test_summary_table_comes_from_the_metrics_files(executed):
     report = {(row["track"], row["model"]) for row in probe["final_report_table"]}
     assert {(t, m) for t in TRACKS for m in ("seeds mean", "seeds std", "ensemble")} <= report
 
-    # The summary cell displays the table (it is the last cell of the committed notebook).
-    summary_cell = [cell for cell in notebook.cells if cell.cell_type == "code"][-2]
+    # The summary cell displays the table.
+    summary_cell = next(cell for cell in notebook.cells if cell.cell_type == "code" and "SUMMARY_COLUMNS" in cell.source)
     shown = _outputs_text(summary_cell)
     assert all(track in shown for track in TRACKS) and "ensemble" in shown and "test_f1" in shown
 
@@ -201,3 +201,14 @@ def test_each_run_is_one_mlflow_run_and_the_preset_is_tagged(executed):
     assert runs == 6 + probe["has_baseline"]
     # Every run is tagged: the one run with `preset=fusion_balanced` by it, the others `default`.
     assert sorted(presets) == ["default"] * (runs - 1) + ["fusion_balanced"]
+
+
+@pytest.mark.slow
+def test_which_lines_cell_shows_the_line_report(executed):
+    project, notebook, _ = executed
+    cell = next(cell for cell in notebook.cells if cell.cell_type == "code" and "line_report_html" in cell.source)
+    shown = "".join(output.get("data", {}).get("text/html", "") for output in cell.get("outputs", []))
+    page = (project / "data" / "08_reporting" / "line_report.html").read_text(encoding="utf-8")
+    assert shown.strip() == page.strip()
+    assert page.count('<table class="sg-lines">') == 3 and "P(vulnerable)" in page
+    assert len(list((project / "data" / "08_reporting" / "line_report").glob("*.png"))) == 3

@@ -95,6 +95,10 @@ def test_mlflow_run_has_the_same_numbers(full_run: Path):
     assert len(history) >= 1
     artifacts = [item.path for item in client.list_artifacts(run.info.run_id, "fusion/seed_0")]
     assert "fusion/seed_0/metrics.json" in artifacts
+    line_report = {item.path for item in client.list_artifacts(run.info.run_id, "line_report")}
+    assert "line_report/line_report.html" in line_report and "line_report/function_0.png" in line_report
+    page = (full_run / "data/08_reporting/line_report.html").read_text(encoding="utf-8")
+    assert page.count('<table class="sg-lines">') == 3 and "fusion / " in page  # fusion's default line method
 
 
 def test_fusion_degrades_to_one_branch_when_a_checkpoint_is_missing(full_run: Path, tmp_path: Path, caplog):

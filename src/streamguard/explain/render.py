@@ -64,33 +64,57 @@ def write_html(path: str | Path, fragments: Sequence[str], title: str = "StreamG
     return path
 
 
-def write_png(path: str | Path, code: str, scores: Sequence[float], title: str = "", flawed: Collection[int] = ()) -> Path:
-    """The same view as a PNG (matplotlib, headless), for reports that embed images."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def png_figure(code: str, scores: Sequence[float], title: str = "", flawed: Collection[int] = ()):
+    """The same view as a matplotlib Figure (headless, not registered with pyplot), for reports that embed images."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
 
     lines = LineIndex.of(code).lines()
     shades = _intensities(scores)
     height = 0.22 * (len(lines) + 2)
     width = min(16.0, 2.0 + 0.09 * max((len(text.expandtabs(4)) for text in lines), default=40))
-    figure, axes = plt.subplots(figsize=(width, height))
+    figure = Figure(figsize=(width, height))
+    axes = figure.subplots()
     axes.set_xlim(0, 1)
     axes.set_ylim(len(lines), -1)
     axes.axis("off")
     for number, text in enumerate(lines, start=1):
         y = number - 1
-        axes.add_patch(plt.Rectangle((0, y - 0.5), 1, 1, color=[c / 255 for c in SHADE_RGB], alpha=float(shades[y]) * 0.85, lw=0))
+        axes.add_patch(Rectangle((0, y - 0.5), 1, 1, color=[c / 255 for c in SHADE_RGB], alpha=float(shades[y]) * 0.85, lw=0))
         mark = "  <- flaw" if number in flawed else ""
         axes.text(0.005, y, f"{number:>4}  {text.expandtabs(4)}{mark}", family="monospace", fontsize=8, va="center")
     if title:
         axes.set_title(title, fontsize=9, loc="left")
+    return figure
+
+
+def write_png(path: str | Path, code: str, scores: Sequence[float], title: str = "", flawed: Collection[int] = ()) -> Path:
+    """:func:`png_figure` saved as a PNG."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(figure)
+    png_figure(code, scores, title, flawed).savefig(path, dpi=110, bbox_inches="tight")
     return path
+
+
+def line_report(
+    scorer: Any,
+    functions: Sequence[tuple[str, str]],
+    method: str | None = None,
+    flawed: Sequence[Collection[int]] | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """For a few ``(title, code)`` functions, shaded by ``scorer.line_scores`` (an
+    :class:`~streamguard.serving.scorer.EnsembleScorer`): one HTML page with all of them and one
+    Figure each. What the ensemble pipeline's line report and the notebook show."""
+    codes = [code for _, code in functions]
+    scores = scorer.line_scores(codes, method=method)
+    marks = list(flawed) if flawed is not None else [()] * len(codes)
+    probabilities = scorer.score_codes(codes)
+    fragments, figures = [], {}
+    for position, ((title, code), line_scores) in enumerate(zip(functions, scores)):
+        heading = f"{title}: P(vulnerable) {probabilities[position]:.3f}, {scorer.track} / {method or scorer.default_line_method}"
+        fragments.append(function_html(code, line_scores, heading, marks[position]))
+        figures[f"function_{position}"] = png_figure(code, line_scores, heading, marks[position])
+    return html_page(fragments), figures
 
 
 def shaded_functions_artefact(
@@ -103,19 +127,18 @@ def shaded_functions_artefact(
     name: str = "line_scores",
 ) -> dict[str, Path]:
     """For a few ``(title, code)`` functions: ``<name>.html`` (all of them) and one PNG each, shaded by
-    ``scorer.line_scores`` (an :class:`~streamguard.serving.scorer.EnsembleScorer`); logged as MLflow
-    artefacts under ``<name>/`` when a run is active. What the final report and the notebook embed."""
+    ``scorer.line_scores`` (:func:`line_report` written to ``directory``); logged as MLflow artefacts
+    under ``<name>/`` when a run is active (scripts and benchmarks; the pipeline saves through the catalog)."""
     directory = Path(directory)
-    codes = [code for _, code in functions]
-    scores = scorer.line_scores(codes, method=method)
-    marks = list(flawed) if flawed is not None else [()] * len(codes)
-    probabilities = scorer.score_codes(codes)
-    fragments, written = [], {}
-    for position, ((title, code), line_scores) in enumerate(zip(functions, scores)):
-        heading = f"{title}: P(vulnerable) {probabilities[position]:.3f}, {scorer.track} / {method or scorer.default_line_method}"
-        fragments.append(function_html(code, line_scores, heading, marks[position]))
-        written[f"{title}.png"] = write_png(directory / f"{name}_{position}.png", code, line_scores, heading, marks[position])
-    written["html"] = write_html(directory / f"{name}.html", fragments)
+    page, figures = line_report(scorer, functions, method, flawed)
+    written = {}
+    for position, ((title, _), figure) in enumerate(zip(functions, figures.values())):
+        target = directory / f"{name}_{position}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(target, dpi=110, bbox_inches="tight")
+        written[f"{title}.png"] = target
+    written["html"] = directory / f"{name}.html"
+    written["html"].write_text(page, encoding="utf-8")
     if log_to_mlflow:
         import mlflow
 

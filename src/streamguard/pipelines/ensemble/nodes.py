@@ -153,6 +153,31 @@ def final_report(*inputs: Any, tracks: list[str], seeds: list[int]):
     return table, markdown, report_figures(figure_metrics, figure_logits)
 
 
+def line_report(
+    ensemble_metrics: dict[str, Any], test_logits: pd.DataFrame, test_functions: pd.DataFrame, params: dict[str, Any],
+    *, track: str, seeds: list[int], **checkpoints: Any,
+) -> tuple[str, dict[str, Any]]:
+    """Which lines? The ``ensemble.line_report.functions`` test functions the track's ensemble ranks
+    most likely vulnerable (what a reviewer opens first), each line shaded by the ensemble's line
+    scores: an HTML page and one PNG per function (both logged to MLflow by the catalog)."""
+    from streamguard.explain.render import line_report as render_line_report
+
+    settings = params.get("line_report") or {}
+    count = int(settings.get("functions", 3))
+    if count <= 0:
+        return "<!doctype html><p>ensemble.line_report.functions is 0: no line report.</p>\n", {}
+    packaged = package_model(ensemble_metrics, track=track, seeds=seeds, **checkpoints)
+    if packaged["scorer"] is None:
+        return f"<!doctype html><p>No line report: {packaged['reason']}</p>\n", {}
+    top = test_logits.sort_values("prob", ascending=False, kind="stable").head(count)
+    code_of = test_functions.set_index("idx")["func"]
+    functions = [
+        (f"test idx {int(row.idx)} ({'vulnerable' if int(row.label) else 'safe'} by label)", str(code_of[int(row.idx)]))
+        for row in top.itertuples()
+    ]
+    return render_line_report(packaged["scorer"], functions, settings.get("method"))
+
+
 def package_model(ensemble_metrics: dict[str, Any], *, track: str, seeds: list[int], **checkpoints: Any) -> dict[str, Any]:
     """The track's servable model: the checkpoints of the seeds the ensemble used and its threshold.
 

@@ -5,7 +5,7 @@ from kedro.pipeline import Pipeline, node
 
 from streamguard.pipelines.baseline.pipeline import BASELINE_SEED
 from streamguard.pipelines.common import bind
-from streamguard.pipelines.ensemble.nodes import ensemble, final_report, package_model, stacked_ensemble
+from streamguard.pipelines.ensemble.nodes import ensemble, final_report, line_report, package_model, stacked_ensemble
 
 TRACKS = ("transformer", "gnn", "fusion")
 STACKED = "stacked"
@@ -45,6 +45,15 @@ def _package_node(track: str, seeds: list[int]):
     return node(func, inputs=inputs, outputs=f"{track}.servable_model", name=f"{track}_servable_model", namespace="ensemble")
 
 
+def _line_report_node(track: str, seeds: list[int]):
+    """A few of the track's top-ranked test functions with their lines shaded (``line_report_*``)."""
+    func = bind(line_report, track=track, seeds=list(seeds))
+    inputs = {"ensemble_metrics": f"{track}.ensemble_metrics", "test_logits": f"{track}.ensemble_test_logits",
+              "test_functions": "test_functions", "params": "params:ensemble"}
+    inputs |= {f"checkpoint_{seed}": f"{track}.seed_{seed}.checkpoint_on_demand" for seed in seeds}
+    return node(func, inputs=inputs, outputs=["line_report_html", "line_report_figures"], name="line_report", namespace="ensemble")
+
+
 def _stacking_node():
     """A meta-model over the baseline's and every track's ensemble logits, fitted on valid (``stacked.*``)."""
     inputs = {
@@ -73,7 +82,8 @@ def _report_node(seeds: list[int]):
 
 
 def create_pipeline(seeds: list[int] = (0,), tracks: list[str] = TRACKS, **kwargs) -> Pipeline:
-    """Seed ensembles and servable models of ``tracks``, then the stacking and the final report.
+    """Seed ensembles and servable models of ``tracks``, then the stacking, the final report and the
+    line report (of fusion, or of the first track when fusion is not ensembled).
 
     The stacking and the report read the other tracks' ensembles from disk when they exist, so
     ``kedro run --pipeline ensemble_fusion`` refreshes fusion and leaves the rest as they were.
@@ -87,5 +97,6 @@ def create_pipeline(seeds: list[int] = (0,), tracks: list[str] = TRACKS, **kwarg
             *(_package_node(track, seeds) for track in tracks),
             _stacking_node(),
             _report_node(seeds),
+            _line_report_node("fusion" if "fusion" in tracks else tracks[0], seeds),
         ]
     )
