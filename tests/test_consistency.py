@@ -84,3 +84,31 @@ def test_a_track_only_run_says_its_ensemble_is_stale(capsys) -> None:
 
     StaleEnsembleHooks().after_pipeline_run({}, {}, _Pipeline(fusion_only | {"fusion.ensemble_metrics"}), None)
     assert capsys.readouterr().out == ""  # the default run refreshes the ensemble itself
+
+
+@pytest.mark.slow
+def test_switching_a_preset_and_back_reuses_what_was_trained(full_run: Path, tmp_path: Path, caplog) -> None:
+    """The README's preset example, then the default again: the balanced fusion seeds come back, untrained."""
+    import logging
+
+    from conftest import run_kedro
+
+    project = tmp_path / "project"
+    for part in ("conf", "data", "src"):
+        shutil.copytree(full_run / part, project / part)
+    shutil.copy(full_run / "pyproject.toml", project)
+    metrics = project / "data/08_reporting/fusion/seed_0/metrics.json"
+    balanced = json.loads(metrics.read_text())
+
+    run_kedro(project, "fusion", {"preset": "fusion_high_recall"})
+    high_recall = json.loads(metrics.read_text())
+    assert high_recall["test"] != balanced["test"]
+    states = project / "data/06_models/fusion/seed_0/training_state"
+    assert len(list((states / "configs").iterdir())) == 1  # the balanced states, kept apart
+
+    with caplog.at_level(logging.INFO, logger="streamguard.training.resume"):
+        run_kedro(project, "fusion")
+    assert "states are back" in caplog.text and "already finished" in caplog.text
+    again = json.loads(metrics.read_text())
+    assert again["test"] == balanced["test"] and again["best_threshold_by_f1"] == balanced["best_threshold_by_f1"]
+    assert len(list((states / "configs").iterdir())) == 1  # now the high-recall states wait there

@@ -204,6 +204,41 @@ def test_state_of_another_config_is_reported_and_not_resumed(tmp_path, caplog):
     assert not (tmp_path / PREVIOUS).exists()  # the stale states were removed, never mixed with the new ones
 
 
+def test_switching_config_and_back_reuses_the_kept_states(tmp_path, uninterrupted, caplog):
+    run(ResumeStore(tmp_path))
+    first_hash = safe_torch_load(tmp_path / LAST)["identity_hash"]
+    other_cfg = config(lr=5e-3)
+    other = training_identity("toy", 0, {"training": other_cfg.to_dict()}, {"train": fingerprint(TRAIN.x)})
+    switched = run(ResumeStore(tmp_path), cfg=other_cfg, identity=other)
+    assert [record["epoch"] for record in switched.history] == list(range(1, EPOCHS + 1))  # trained
+    other_hash = safe_torch_load(tmp_path / LAST)["identity_hash"]
+    assert (tmp_path / "configs" / first_hash[:16] / LAST).is_file()  # the first config's states, kept apart
+
+    with caplog.at_level(logging.INFO, logger="streamguard.training.resume"):
+        back = run(ResumeStore(tmp_path), model_seed=7)
+    assert "states are back" in caplog.text and "already finished" in caplog.text
+    assert learning(back.history) == learning(uninterrupted.history)
+    for key, value in uninterrupted.model.state_dict().items():
+        assert torch.equal(back.model.state_dict()[key], value), key
+    assert safe_torch_load(tmp_path / LAST)["identity_hash"] == first_hash
+    assert (tmp_path / "configs" / other_hash[:16] / LAST).is_file()
+    assert not (tmp_path / "configs" / first_hash[:16]).exists()
+
+
+def test_only_the_most_recent_other_configs_are_kept(tmp_path, monkeypatch):
+    import streamguard.training.resume as resume
+
+    monkeypatch.setattr(resume, "MAX_KEPT_CONFIGS", 1)
+    hashes = []
+    for lr in (1e-2, 5e-3, 2e-3):
+        cfg = config(lr=lr, epochs=1)
+        identity = training_identity("toy", 0, {"training": cfg.to_dict()}, {"train": fingerprint(TRAIN.x)})
+        run(ResumeStore(tmp_path), cfg=cfg, identity=identity)
+        hashes.append(safe_torch_load(tmp_path / LAST)["identity_hash"])
+    kept = [folder.name for folder in (tmp_path / "configs").iterdir()]
+    assert kept == [hashes[1][:16]]  # the oldest other config was deleted
+
+
 def test_state_of_other_data_is_reported_and_not_resumed(tmp_path, caplog):
     with pytest.raises(Killed):
         run(kill_after_epoch(ResumeStore(tmp_path), 1))

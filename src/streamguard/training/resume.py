@@ -18,6 +18,12 @@ A state saved after the last epoch (or after early stopping) is *finished*: resu
 further epoch and returns the same result as the run that wrote it, so re-running a completed
 ``kedro run`` reproduces it without retraining. ``resume=False`` ignores every saved state (fresh
 training, states still written).
+
+Configurations live apart: when a run with another config (a preset switch) starts training, the
+states of the previous config are moved to ``configs/<identity>/`` beside the current ones instead
+of being deleted, and a later run with that config again moves them back and reuses them, so
+switching presets back and forth never retrains what was trained. The ``MAX_KEPT_CONFIGS`` most
+recently used other configs are kept per track and seed; older ones are deleted.
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ STATE_FORMAT_VERSION = 1
 STATE_KIND = "streamguard-training-state"
 LAST, PREVIOUS, BEST = "last.pt", "previous.pt", "best.pt"
 STATE_FILES = (LAST, PREVIOUS, BEST)
+KEPT_CONFIGS_DIR = "configs"  # states of the other configurations this seed was trained with
+MAX_KEPT_CONFIGS = 4  # per track and seed: a state holds weights and optimizer moments, so this bounds the disk
 
 # Training keys that change speed or logging, never the result: a different value still resumes.
 RESULT_NEUTRAL_TRAINING_KEYS = frozenset(
@@ -195,6 +203,7 @@ class ResumeStore:
         self.directory = Path(directory)
         self.resume = bool(resume)
         self._replace_all_on_save = False
+        self._archive_on_save: str | None = None  # identity hash of the other config's states to keep apart
         self._unusable: set[str] = set()
         self._identity: dict[str, Any] | None = None
 
@@ -213,12 +222,53 @@ class ResumeStore:
 
     # ---- loading
 
+    def kept_config_dir(self, identity_hash: str) -> Path:
+        return self.directory / KEPT_CONFIGS_DIR / identity_hash[:16]
+
+    def kept_configs(self) -> list[Path]:
+        """Folders of the other configurations' states, most recently used first."""
+        root = self.directory / KEPT_CONFIGS_DIR
+        folders = [folder for folder in root.iterdir() if folder.is_dir()] if root.is_dir() else []
+        return sorted(folders, key=lambda folder: folder.stat().st_mtime_ns, reverse=True)
+
+    def _move_states(self, source: Path, target: Path) -> None:
+        target.mkdir(parents=True, exist_ok=True)
+        for name in STATE_FILES:
+            if (source / name).is_file():
+                os.replace(source / name, target / name)
+        os.utime(target)  # most recently used first when pruning
+
+    def _keep_apart(self, identity_hash: str) -> None:
+        """Move the current states (another config's) to their ``configs/`` folder; prune the oldest ones."""
+        target = self.kept_config_dir(identity_hash)
+        shutil.rmtree(target, ignore_errors=True)
+        self._move_states(self.directory, target)
+        for old in self.kept_configs()[MAX_KEPT_CONFIGS:]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def _restore_kept(self, wanted: str, current_hash: str | None, label: str) -> bool:
+        """Bring this config's kept states back into place (keeping the current ones apart); False if none."""
+        kept = self.kept_config_dir(wanted)
+        if not (kept / LAST).is_file() and not (kept / BEST).is_file():
+            return False
+        if current_hash is not None:
+            self._keep_apart(current_hash)
+        else:  # unusable leftovers only
+            for name in STATE_FILES:
+                self.path(name).unlink(missing_ok=True)
+        self._move_states(kept, self.directory)
+        shutil.rmtree(kept, ignore_errors=True)
+        logger.info("%s: this configuration was trained before: its states are back from %s.", label, kept)
+        return True
+
     def load(self, identity: Mapping[str, Any], label: str = "training") -> dict[str, Any] | None:
         """The ``fit`` state to resume from, or None (nothing saved, resume off, stale or corrupt states)."""
         self._identity = dict(identity)
         self.cleanup_temp_files()
         present = [name for name in (LAST, BEST, PREVIOUS) if self.path(name).is_file()]
         if not present:
+            if self.resume and self._restore_kept(config_hash(identity), None, label):
+                return self.load(identity, label)
             return None
         if not self.resume:
             logger.info("%s: resume is off: ignoring the saved state in %s and training from scratch.", label, self.directory)
@@ -227,6 +277,7 @@ class ResumeStore:
         wanted = config_hash(identity)
         good: list[tuple[int, str, dict]] = []
         stale_reported = False
+        other_hash: str | None = None
         for name in present:
             path = self.path(name)
             try:
@@ -244,13 +295,14 @@ class ResumeStore:
                 )
                 continue
             if payload["identity_hash"] != wanted:
-                if not stale_reported:
+                other_hash = other_hash or str(payload["identity_hash"])
+                if not stale_reported and not (self.kept_config_dir(wanted) / LAST).is_file():
                     differences = identity_differences(payload.get("identity", {}), identity)
                     logger.warning(
                         "%s: resume state %s was saved by a run with a different config or data (%s): not resuming, "
-                        "training from scratch. The old states in %s are replaced at the end of the first epoch "
-                        "(delete the folder to discard them now).",
-                        label, path, "; ".join(differences) or "identity hash differs", self.directory,
+                        "training from scratch. The old states are kept apart in %s at the end of the first epoch "
+                        "(a run with that config again reuses them).",
+                        label, path, "; ".join(differences) or "identity hash differs", self.directory / KEPT_CONFIGS_DIR,
                     )
                     stale_reported = True
                 continue
@@ -258,7 +310,12 @@ class ResumeStore:
             if name == LAST:
                 break  # written last: nothing else can be newer
         if not good:
-            self._replace_all_on_save = True
+            if other_hash is not None and self._restore_kept(wanted, other_hash, label):
+                return self.load(identity, label)
+            if other_hash is not None:
+                self._archive_on_save = other_hash
+            else:
+                self._replace_all_on_save = True
             return None
         epoch, name, payload = max(good, key=lambda item: item[0])
         state = payload["state"]
@@ -279,7 +336,13 @@ class ResumeStore:
         identity = dict(identity if identity is not None else self._identity or {})
         self.directory.mkdir(parents=True, exist_ok=True)
         self.cleanup_temp_files()
-        if self._replace_all_on_save:  # stale or unusable states of another run: never mix them with this one
+        for name in self._unusable:  # corrupt files: dropped, never rotated over the good previous one
+            self.path(name).unlink(missing_ok=True)
+        self._unusable.clear()
+        if self._archive_on_save is not None:  # another config's states: kept apart, never mixed with this one
+            self._keep_apart(self._archive_on_save)
+            self._archive_on_save = None
+        if self._replace_all_on_save:  # unusable states, or resume off: never mix them with this run's
             for name in STATE_FILES:
                 self.path(name).unlink(missing_ok=True)
             self._replace_all_on_save = False
@@ -293,9 +356,6 @@ class ResumeStore:
             "saved_at": dt.datetime.now(dt.timezone.utc).isoformat(),
             "state": dict(state),
         }
-        for name in self._unusable:  # corrupt files: dropped, never rotated over the good previous one
-            self.path(name).unlink(missing_ok=True)
-        self._unusable.clear()
         last = self.path(LAST)
         if last.is_file():
             os.replace(last, self.path(PREVIOUS))

@@ -22,7 +22,12 @@ def reuse_notice(label: str, store: Any) -> str | None:
     if directory is None:
         return None
     last = Path(directory) / LAST_STATE
+    kept = Path(directory) / "configs"
+    others = sum(1 for folder in kept.iterdir() if folder.is_dir()) if kept.is_dir() else 0
     if not last.is_file():
+        if others:
+            return (f"{label}: {others} other configuration(s) trained before are kept in {kept}: one matching this "
+                    "run's config is moved back and reused.")
         return None
     if not getattr(store, "resume", True):
         return f"{label}: resume=false: the saved training state in {directory} is ignored and the seed trains from scratch."
@@ -34,6 +39,8 @@ def reuse_notice(label: str, store: Any) -> str | None:
     except Exception:  # the store reports unreadable states itself, with what it falls back to
         return None
     when = f", saved {saved.replace('T', ' ')} UTC" if saved else ""
+    if others:
+        when += f"; {others} other configuration(s) kept in {kept}, reused if one matches"
     if finished:
         return (
             f"{label}: a finished training state (epoch {epoch}{when}) is in {directory}: it is reused, no epoch is "
