@@ -3,6 +3,9 @@
     python benchmarks/ablations.py --data-dir ../shared/data/devign            # the full set, 2 seeds
     python benchmarks/ablations.py --variants reference,tok_vocab_1000          # a subset (resumable)
     python benchmarks/ablations.py --quick --out /tmp/ablations.md              # smoke run (tiny models)
+    # full Devign split, against a finished `quality.py --full --keep DIR` run (nothing re-trained for the reference):
+    python benchmarks/ablations.py --full --params preset=devign_cpu --reference-from DIR --workdir W \
+        --variants fusion_lexical,edges_ast_only,gnn_ggnn_devign,pretrained_encoder --out benchmarks/results/ablations_devign_full.md
 
 Every variant is a ``kedro run`` through a KedroSession in a throwaway copy of the project's conf
 (``benchmarks/quality.py``'s machinery: same seeded Devign sample, same CPU settings, one torch
@@ -448,8 +451,10 @@ def reference_on_seeds(ref: Mapping[str, Any], seeds: Sequence[int]) -> tuple[li
 def ablation_rows(results: Mapping[str, dict]) -> list[str]:
     reference = results["reference"]["tracks"]
     header = ("| group | variant | track | what changed | seeds | test ROC-AUC | test PR-AUC | test F1 @thr | test acc @thr "
-              "| Δ ROC-AUC (per-seed mean) | Δ F1 (per-seed mean) | ensemble ROC-AUC | Δ ensemble ROC-AUC [95 % CI] | wall s |")
-    lines = [header, "|" + "---|" * 14]
+              "| Δ ROC-AUC (per-seed mean) | Δ F1 (per-seed mean) | ensemble ROC-AUC | Δ ensemble ROC-AUC [95 % CI] "
+              "| ensemble vs baseline [95 % CI] | wall s |")
+    lines = [header, "|" + "---|" * 15]
+    baseline = reference.get("baseline")
     for variant in VARIANTS:
         result = results.get(variant.name)
         if result is None:
@@ -476,10 +481,14 @@ def ablation_rows(results: Mapping[str, dict]) -> list[str]:
             ensemble = f"{entry['ensemble']['roc_auc']:.3f}" if track != "baseline" else "–"
             if track == "baseline":
                 ensemble_delta = ensemble_delta if variant.name == "reference" else ensemble_delta + " (single model)"
+            versus = "–"
+            if track != "baseline" and baseline is not None and entry["test_idx"] == baseline["test_idx"]:
+                point, low, high = paired_bootstrap(baseline["test_label"], baseline["test_prob"], entry["test_prob"])
+                versus = f"{point:+.3f} [{low:+.3f}, {high:+.3f}]"
             seconds = result["track_s"].get(track, 0.0)
             lines.append(
                 f"| {variant.group} | `{variant.name}` | {track} | {variant.changed} | {len(seeds)} | "
-                + " | ".join(cells) + f" | {' | '.join(deltas)} | {ensemble} | {ensemble_delta} | {seconds:.0f} |"
+                + " | ".join(cells) + f" | {' | '.join(deltas)} | {ensemble} | {ensemble_delta} | {versus} | {seconds:.0f} |"
             )
     return lines
 
@@ -540,7 +549,9 @@ def build_report(args: argparse.Namespace, results: Mapping[str, dict], tok_stat
         f"- Data: {'Devign sample' if args.data == 'devign' else 'generated'}, reference runtime params "
         f"`{reference['runtime_params']}`; train rows {rows}",
         f"- Seeds per variant: the `seeds` column (this invocation: {list(args.seeds)}); model settings: "
-        + ("quick (tiny test configuration)" if args.quick else "project CPU presets (transformer_cpu_fast, gnn_cpu_fast, fusion_balanced)"),
+        + ("quick (tiny test configuration)" if args.quick else f"`--params {' '.join(args.params)}`" if args.params
+           else "project CPU presets (transformer_cpu_fast, gnn_cpu_fast, fusion_balanced)")
+        + (f"; reference imported from the finished run `{reference['imported_from']}`" if reference.get("imported_from") else ""),
         f"- Sum of the runs' wall times: {sum(r['wall_s'] for r in results.values()):.0f} s "
         f"({sum(r['wall_s'] for r in results.values()) / 60:.1f} min){_elapsed(results)}; `wall s` below is the sum of "
         "that track's node times (training, prediction, scoring; gnn includes graph building), on a machine other jobs "

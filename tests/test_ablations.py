@@ -51,6 +51,13 @@ def test_report_rows_deltas_and_ensemble_section(ablations):
     assert "[" in row and "]" in row  # paired bootstrap interval on the same test rows
     assert "## Seed ensemble against the per-seed mean" in report and "| `reference` | gnn | 0.590 | 0.600 | +0.010 |" in report
     assert "| tok | 600 | 120 | 25.0 % |" in report
+    # Each deep row also says where its ensemble stands against the baseline, on the same test rows.
+    import re
+
+    intervals = re.compile(r"[+-]\d\.\d{3} \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\]")
+    assert len(intervals.findall(row)) == 2
+    reference_gnn = next(line for line in report.splitlines() if "`reference` | gnn" in line)
+    assert len(intervals.findall(reference_gnn)) == 1 and "(reference)" in reference_gnn
     assert "Not run:" in report and "tok_vocab_1000" in report
 
 
@@ -95,6 +102,19 @@ def test_unknown_variant_is_refused(ablations, capsys):
     assert "unknown variant" in capsys.readouterr().err
 
 
+def test_in_reference_variants_copy_the_reference_data_without_their_own_tracks(ablations, tmp_path):
+    source = tmp_path / "ref"
+    for relative in ("data/03_primary/train_functions.parquet", "data/06_models/transformer/seed_0/checkpoint.pt",
+                     "data/06_models/fusion/seed_0/checkpoint.pt", "data/08_reporting/fusion/seed_0/metrics.json",
+                     "data/07_model_output/gnn/seed_0/test_logits.parquet"):
+        (source / relative).parent.mkdir(parents=True, exist_ok=True)
+        (source / relative).write_text(relative)
+    ablations.copy_reference_data(source, tmp_path / "variant", ["fusion"])
+    copied = sorted(p.relative_to(tmp_path / "variant").as_posix() for p in (tmp_path / "variant").rglob("*") if p.is_file())
+    assert copied == ["data/03_primary/train_functions.parquet", "data/06_models/transformer/seed_0/checkpoint.pt",
+                      "data/07_model_output/gnn/seed_0/test_logits.parquet"]
+
+
 @pytest.mark.slow
 def test_ablations_quick_runs_and_reports_each_variant(tmp_path: Path):
     out = tmp_path / "ablations.md"
@@ -112,3 +132,15 @@ def test_ablations_quick_runs_and_reports_each_variant(tmp_path: Path):
     assert "## Tokenizers" in report and "identifiers normalised" in report
     assert "Not run:" in report and "tok_vocab_1000" in report
     assert not list(tmp_path.glob("data")) and not (tmp_path / "mlflow.db").exists()
+
+    # A finished run as the reference (nothing re-trained), and a variant on a copy of its data.
+    again = tmp_path / "again.md"
+    completed = run_benchmark_script(
+        ABLATIONS, "--quick", "--reference-from", str(tmp_path / "work" / "reference"), "--variants", "fusion_lexical",
+        "--workdir", str(tmp_path / "work2"), "--out", str(again), cwd=tmp_path,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    report = again.read_text()
+    assert "reference imported from the finished run" in report and "| `fusion_lexical` | fusion |" in report
+    assert "[reference] re" not in completed.stdout and "reference: kedro run" not in completed.stdout
+    assert (tmp_path / "work" / "reference" / "data" / "06_models" / "fusion").is_dir()  # the reference's own files stay
