@@ -536,6 +536,52 @@ def _elapsed(results: Mapping[str, dict]) -> str:
     return f"; {span / 60:.1f} min from the first start to the last finish (runs overlapped)" if span < 0.95 * total else ""
 
 
+def log_to_mlflow(results: Mapping[str, dict], tracking_uri: str, experiment: str = "streamguard-ablations") -> list[str]:
+    """One MLflow run per (variant, track): what changed, test metrics (per-seed mean and the seed ensemble's), the
+    ensemble's ROC-AUC change against the reference and against the baseline with their 95 % intervals. Side by side
+    in the MLflow UI's compare view (``mlflow ui --backend-store-uri <tracking_uri>``). Returns the run ids."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+    reference = results["reference"]["tracks"]
+    baseline = reference.get("baseline")
+    run_ids = []
+    for variant in VARIANTS:
+        result = results.get(variant.name)
+        if result is None:
+            continue
+        for track in variant.tracks:
+            entry = result["tracks"][track]
+            run = client.create_run(experiment_id, run_name=f"{variant.name} / {track}",
+                                    tags={"variant": variant.name, "track": track, "group": variant.group})
+            params = {"variant": variant.name, "track": track, "changed": variant.changed[:500], "seeds": len(entry["per_seed"]),
+                      "runtime_params": str(result.get("runtime_params", ""))[:500]}
+            for key, value in params.items():
+                client.log_param(run.info.run_id, key, value)
+            metrics = {f"test_{key}": _mean_std([m[key] for m in entry["per_seed"]])[0]
+                       for key in ("roc_auc", "pr_auc", "f1", "accuracy")}
+            if track != "baseline":
+                metrics["ensemble_test_roc_auc"] = entry["ensemble"]["roc_auc"]
+                comparisons = {"vs_baseline": baseline}
+                if variant.name != "reference":
+                    _, ref_prob = reference_on_seeds(reference[track], _seeds(entry))
+                    comparisons["vs_reference"] = {**reference[track], "test_prob": ref_prob}
+                for name, other in comparisons.items():
+                    if other is None or other.get("test_prob") is None or other["test_idx"] != entry["test_idx"]:
+                        continue
+                    point, low, high = paired_bootstrap(other["test_label"], other["test_prob"], entry["test_prob"])
+                    metrics |= {f"ensemble_roc_auc_{name}": point, f"ensemble_roc_auc_{name}_low": low,
+                                f"ensemble_roc_auc_{name}_high": high}
+            metrics["wall_s"] = float(result.get("track_s", {}).get(track, 0.0))
+            for key, value in metrics.items():
+                client.log_metric(run.info.run_id, key, float(value))
+            client.set_terminated(run.info.run_id)
+            run_ids.append(run.info.run_id)
+    return run_ids
+
+
 def build_report(args: argparse.Namespace, results: Mapping[str, dict], tok_stats: Mapping[str, dict] | None) -> str:
     reference = results["reference"]
     rows = reference["params"].get("train_rows")
@@ -606,6 +652,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--full", action="store_true", help="--data devign: every row of every split (no sampling)")
     parser.add_argument("--params", action="append", default=[],
                         help="extra dotted overrides for every variant and the reference, e.g. preset=devign_cpu (repeatable)")
+    parser.add_argument("--mlflow-uri", default=None,
+                        help="also log one MLflow run per variant and track (experiment streamguard-ablations) to this "
+                             "tracking URI, e.g. sqlite:///W/ablations.db, to compare them in the MLflow UI")
     parser.add_argument("--reference-from", type=Path, default=None,
                         help="a finished `benchmarks/quality.py --keep DIR` run on the same data and --params: its "
                              "outputs are the reference (nothing re-trained) and in-reference variants copy its data")
@@ -730,7 +779,12 @@ def main(argv: Sequence[str] | None = None) -> str | None:
         return None
     if "reference" not in results:
         raise SystemExit(f"no reference result in {workdir}: run the `reference` variant first")
-    return quality.write_report(build_report(args, results, compute_tokenizer_stats(args, workdir)), args.out)
+    report = quality.write_report(build_report(args, results, compute_tokenizer_stats(args, workdir)), args.out)
+    if args.mlflow_uri:
+        run_ids = log_to_mlflow(results, args.mlflow_uri)
+        print(f"(logged {len(run_ids)} runs to {args.mlflow_uri}, experiment streamguard-ablations: "
+              f"`mlflow ui --backend-store-uri {args.mlflow_uri}`)")
+    return report
 
 
 if __name__ == "__main__":

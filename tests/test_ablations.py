@@ -61,6 +61,27 @@ def test_report_rows_deltas_and_ensemble_section(ablations):
     assert "Not run:" in report and "tok_vocab_1000" in report
 
 
+def test_variants_are_logged_as_comparable_mlflow_runs(ablations, tmp_path):
+    import mlflow
+
+    tracks = {"baseline": _entry(0.63, seeds=1), "transformer": _entry(0.62), "gnn": _entry(0.59), "fusion": _entry(0.63)}
+    results = {
+        "reference": {"tracks": tracks, "track_s": {"gnn": 100.0}, "runtime_params": "x=1"},
+        "edges_ast_only": {"tracks": {"gnn": _entry(0.61, probs=(0.1, 0.8, 0.3, 0.7, 0.9, 0.2))}, "track_s": {"gnn": 50.0}},
+    }
+    uri = f"sqlite:///{tmp_path / 'ablations.db'}"
+    assert len(ablations.log_to_mlflow(results, uri)) == 5  # 4 reference tracks + 1 variant track
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("streamguard-ablations")
+    runs = {run.info.run_name: run for run in client.search_runs([experiment.experiment_id])}
+    variant = runs["edges_ast_only / gnn"].data
+    assert variant.params["variant"] == "edges_ast_only" and variant.metrics["wall_s"] == 50.0
+    assert variant.metrics["test_roc_auc"] == pytest.approx(0.61)
+    assert variant.metrics["ensemble_roc_auc_vs_reference_low"] <= variant.metrics["ensemble_roc_auc_vs_reference"]
+    assert "ensemble_roc_auc_vs_baseline" in variant.metrics
+    assert "ensemble_roc_auc_vs_reference" not in runs["reference / gnn"].data.metrics
+
+
 def test_paired_bootstrap_is_zero_for_identical_scores(ablations):
     labels, probs = [0, 1] * 20, [0.1 * (i % 10) for i in range(40)]
     point, low, high = ablations.paired_bootstrap(labels, probs, probs, rounds=50)
