@@ -29,3 +29,14 @@ def test_scan_reads_the_catalog_without_mlflow(tmp_path: Path) -> None:
     # No checkpoints in the copy: exit 4 with the project's own reason, and neither mlflow nor kedro_mlflow imported.
     assert completed.stdout.split() == ["exit", "4", "False", "False"], completed.stdout + completed.stderr
     assert "no trained gnn checkpoints" in completed.stderr
+
+
+def test_turning_logits_into_probabilities_does_not_import_scikit_learn() -> None:
+    """The scan's scoring path needs a softmax, not scikit-learn (about 1.3 s of imports)."""
+    probe = (
+        "import sys, numpy as np\n"
+        "from streamguard.evaluation.metrics import probabilities_from_logits\n"
+        "print(probabilities_from_logits(np.array([[0.0, 0.0]])).tolist(), 'sklearn' in sys.modules)\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert completed.stdout.split() == ["[0.5]", "False"], completed.stdout + completed.stderr

@@ -16,14 +16,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import (
-    accuracy_score,
-    average_precision_score,
-    balanced_accuracy_score,
-    confusion_matrix,
-    precision_recall_fscore_support,
-    roc_auc_score,
-)
+
+# scikit-learn's metrics are imported inside the functions that compute them: importing them costs
+# about 1.3 s (scipy), which `streamguard scan` would pay just to turn logits into probabilities.
 
 __all__ = [
     "SweepSpec",
@@ -172,6 +167,8 @@ def _predict(probs: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def _confusion(labels: np.ndarray, predictions: np.ndarray) -> dict[str, int]:
+    from sklearn.metrics import confusion_matrix
+
     tn, fp, fn, tp = confusion_matrix(labels, predictions, labels=[0, 1]).ravel()
     return {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)}
 
@@ -184,6 +181,8 @@ def confusion_at(labels: Any, probs: Any, threshold: float) -> dict[str, int]:
 
 def _scores(labels: np.ndarray, predictions: np.ndarray, with_accuracy: bool = True) -> dict[str, float]:
     """sklearn's scores for the vulnerable class (zero_division=0: no positive predictions gives precision 0)."""
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, precision_recall_fscore_support
+
     precision, recall, f1, _ = precision_recall_fscore_support(
         labels, predictions, average="binary", pos_label=1, zero_division=0
     )
@@ -261,6 +260,8 @@ def compute_metrics(
     optimum may lie outside it: ``threshold_at_sweep_edge`` is then true (with a warning), and
     ``best_threshold_full_range`` / ``f1_at_best_threshold_full_range`` always give the 0.01-0.99 optimum beside it.
     """
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
     labels, probs = validate_split(valid_labels, valid_probs, "valid")
     if (test_labels is None) != (test_probs is None):
         raise ValueError("test split needs both test_labels and test_probs (or neither)")
@@ -321,6 +322,8 @@ def compute_metrics(
 
 def _test_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float) -> dict[str, Any]:
     """Test scores at the valid-chosen threshold; never re-tuned on test."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
     predictions = _predict(probs, threshold)
     scores = _scores(labels, predictions)
     at_half = _scores(labels, _predict(probs, _DEFAULT_THRESHOLD))
