@@ -108,7 +108,7 @@ def test_switching_a_preset_and_back_reuses_what_was_trained(full_run: Path, tmp
 
     with caplog.at_level(logging.INFO, logger="streamguard.training.resume"):
         run_kedro(project, "fusion")
-    assert "states are back" in caplog.text and "already finished" in caplog.text
+    assert "states are back" in caplog.text and "without preparing data or models" in caplog.text
     again = json.loads(metrics.read_text())
     assert again["test"] == balanced["test"] and again["best_threshold_by_f1"] == balanced["best_threshold_by_f1"]
     assert len(list((states / "configs").iterdir())) == 1  # now the high-recall states wait there

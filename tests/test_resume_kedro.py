@@ -85,7 +85,7 @@ def test_kedro_run_killed_after_an_epoch_resumes_to_the_uninterrupted_metrics(pr
     # A completed run leaves a finished state: running again reproduces the same numbers, nothing crashes.
     with caplog.at_level("INFO", logger="streamguard.training.resume"):
         run_kedro(reference, "transformer")
-    assert "transformer.seed_0: training already finished (epoch 2)" in caplog.text
+    assert "transformer.seed_0: finished before with this config, data and code" in caplog.text
     assert comparable_metrics(reference) == expected
 
     project = clone(prepared, tmp_path / "killed")

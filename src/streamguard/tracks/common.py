@@ -108,12 +108,9 @@ def fit_with_resume(
     fingerprints, with the track's config and ``extra_config``, decide whether a saved state may
     be resumed. Nothing is fingerprinted when there is no store.
     """
-    from streamguard.training.resume import fingerprint, result_config, resumable_fit, training_identity
+    from streamguard.training.resume import resumable_fit
 
-    identity: dict[str, Any] = {}
-    if resume is not None:
-        fingerprints = {name: fingerprint(_frame_columns(value)) for name, value in data.items()}
-        identity = training_identity(track, seed, {**result_config(params), **plain(extra_config or {})}, fingerprints)
+    identity = _identity(track, seed, params, data, extra_config) if resume is not None else {}
     return resumable_fit(
         run_fit,
         store=resume,
@@ -123,6 +120,49 @@ def fit_with_resume(
         label=f"{track}.seed_{seed}",
         on_epoch_end=on_epoch_end,
     )
+
+
+def _identity(
+    track: str, seed: int, params: Mapping[str, Any], data: Mapping[str, Any], extra_config: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    from streamguard.training.resume import fingerprint, result_config, training_identity
+
+    fingerprints = {name: fingerprint(_frame_columns(value)) for name, value in data.items()}
+    return training_identity(track, seed, {**result_config(params), **plain(extra_config or {})}, fingerprints)
+
+
+def reuse_finished(
+    resume: Any,
+    *,
+    track: str,
+    seed: int,
+    params: Mapping[str, Any],
+    data: Mapping[str, Any],
+    extra_config: Mapping[str, Any] | None = None,
+    on_epoch_end: Callable[[dict], None] | None = None,
+) -> tuple[dict, list[dict]] | None:
+    """The (checkpoint, history) a finished run with this config, data and code exported, or None.
+
+    Checked before a recipe prepares anything (tokenizer, datasets, models, branch embeddings), so
+    re-running a finished pipeline reuses each seed in seconds; the history is replayed to
+    ``on_epoch_end`` so the MLflow curves are complete. ``fit_with_resume``'s arguments, same meaning.
+    """
+    if resume is None or not getattr(resume, "resume", False):
+        return None
+    found = resume.load_export(_identity(track, seed, params, data, extra_config), f"{track}.seed_{seed}")
+    if found is None:
+        return None
+    checkpoint, history = found
+    for record in history if on_epoch_end is not None else ():
+        on_epoch_end(dict(record))
+    return checkpoint, history
+
+
+def keep_finished(resume: Any, checkpoint: dict, history: list[dict]) -> tuple[dict, list[dict]]:
+    """Store the finished seed's (checkpoint, history) beside its training states, for :func:`reuse_finished`."""
+    if resume is not None:
+        resume.save_export(checkpoint, history)
+    return checkpoint, history
 
 
 def train_seed(label: str, train: Callable[[], tuple[dict, list]], collapse_report: Any = None) -> tuple[dict, list]:

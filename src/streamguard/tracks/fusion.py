@@ -14,8 +14,10 @@ from streamguard.tracks.common import (
     build_checkpoint,
     cached_build,
     fit_with_resume,
+    keep_finished,
     require_track,
     resolve_lr,
+    reuse_finished,
     train_config,
 )
 from streamguard.tracks.gnn import MissingBranchError
@@ -186,17 +188,7 @@ def train_fusion(
     _check_backbone(params, transformer_checkpoint)
     frozen = {"transformer": bool(params["freeze_transformer"]), "gnn": bool(params["freeze_gnn"])}
     config = train_config(params, seed)
-    pad = config.pad_to_multiple_of if "transformer" in branches and not frozen["transformer"] else "checkpoint"
     use_lexical = bool(params.get("lexical_branch", False))
-    scorer, train_lexical, valid_lexical = (
-        lexical_branch(frames, baseline_params, int(params.get("lexical_folds", 5))) if use_lexical else (None, None, None)
-    )
-    train_set, encoders, collates = _fusion_examples(branches, frames["train"], graphs["train"], frozen, pad, train_lexical)
-    valid_set, valid_encoders, _ = _fusion_examples(branches, frames["valid"], graphs["valid"], frozen, pad, valid_lexical)
-    del valid_encoders  # same weights as `encoders`; validation runs through the trained model
-    live_tokens = train_set.live.get("transformer")
-    seed_everything(seed)
-    model = FusionClassifier(_branch_dims(branches, use_lexical), params["hidden_dim"], params["dropout"], encoders=encoders)
     data: dict[str, Any] = {
         "train": frames["train"],
         "valid": frames["valid"],
@@ -206,9 +198,24 @@ def train_fusion(
     data.update({f"{name}_checkpoint": checkpoint["model"] for name, checkpoint in branches.items()})
     if use_lexical:
         data["lexical"] = {"baseline": dict(baseline_params or {}), "folds": int(params.get("lexical_folds", 5))}
+    identity = {"track": "fusion", "seed": seed, "params": params, "data": data,
+                "extra_config": {"branches": sorted(branches) + (["lexical"] if use_lexical else [])}}
+    reused = reuse_finished(resume, on_epoch_end=on_epoch_end, **identity)
+    if reused is not None:
+        return reused
+    pad = config.pad_to_multiple_of if "transformer" in branches and not frozen["transformer"] else "checkpoint"
+    scorer, train_lexical, valid_lexical = (
+        lexical_branch(frames, baseline_params, int(params.get("lexical_folds", 5))) if use_lexical else (None, None, None)
+    )
+    train_set, encoders, collates = _fusion_examples(branches, frames["train"], graphs["train"], frozen, pad, train_lexical)
+    valid_set, valid_encoders, _ = _fusion_examples(branches, frames["valid"], graphs["valid"], frozen, pad, valid_lexical)
+    del valid_encoders  # same weights as `encoders`; validation runs through the trained model
+    live_tokens = train_set.live.get("transformer")
+    seed_everything(seed)
+    model = FusionClassifier(_branch_dims(branches, use_lexical), params["hidden_dim"], params["dropout"], encoders=encoders)
     config, lr_info = resolve_lr(
         config, model, train_set, make_fusion_collate(collates), track="fusion", seed=seed, params=params, data=data,
-        extra_config={"branches": sorted(branches) + (["lexical"] if use_lexical else [])},
+        extra_config=identity["extra_config"],
     )
     groups = [{"params": list(model.head.parameters()), "lr": config.lr}]
     if encoders:
@@ -221,13 +228,9 @@ def train_fusion(
             train_lengths=None if live_tokens is None else live_tokens.lengths, **resume_args,
         ),
         config,
-        track="fusion",
-        seed=seed,
-        params=params,
-        data=data,
         resume=resume,
         on_epoch_end=on_epoch_end,
-        extra_config={"branches": sorted(branches) + (["lexical"] if use_lexical else [])},
+        **identity,
     )
     export = {
         "head_config": result.model.head_config(),
@@ -245,7 +248,7 @@ def train_fusion(
         "lexical_branch": use_lexical,
     }
     checkpoint = build_checkpoint("fusion", seed, params, export, result, metrics_extra={**extra, **lr_info})
-    return checkpoint, result.history
+    return keep_finished(resume, checkpoint, result.history)
 
 
 def load_fusion(checkpoint: Mapping[str, Any]):

@@ -13,9 +13,11 @@ from streamguard.tracks.common import (
     build_checkpoint,
     cached_build,
     fit_with_resume,
+    keep_finished,
     plain,
     require_track,
     resolve_lr,
+    reuse_finished,
     train_config,
 )
 
@@ -75,6 +77,13 @@ def train_gnn(
     from streamguard.training import fit, seed_everything
 
     config = train_config(params, seed)
+    data: dict[str, Any] = {"train": train, "valid": valid, "train_graphs": train_graphs, "valid_graphs": valid_graphs}
+    if params.get("encoder_features", "none") != "none" and transformer_checkpoint is not None:
+        data["transformer_checkpoint"] = transformer_checkpoint["model"]  # encoder_features=cls: features from it
+    identity = {"track": "gnn", "seed": seed, "params": params, "data": data, "extra_config": {"graphs": graph_params}}
+    reused = reuse_finished(resume, on_epoch_end=on_epoch_end, **identity)
+    if reused is not None:
+        return reused
     train_extra = _cls_features(params, transformer_checkpoint, train, seed)
     valid_extra = _cls_features(params, transformer_checkpoint, valid, seed)
     seed_everything(seed)
@@ -91,9 +100,6 @@ def train_gnn(
     )
     train_set = _examples(train, train_graphs, train_extra)
     valid_set = _examples(valid, valid_graphs, valid_extra)
-    data: dict[str, Any] = {"train": train, "valid": valid, "train_graphs": train_graphs, "valid_graphs": valid_graphs}
-    if train_extra is not None:  # encoder_features=cls: the features come from the transformer checkpoint
-        data["transformer_checkpoint"] = transformer_checkpoint["model"]  # type: ignore[index]
     config, lr_info = resolve_lr(
         config, model, train_set, collate_graphs, track="gnn", seed=seed, params=params, data=data,
         extra_config={"graphs": graph_params},
@@ -101,16 +107,12 @@ def train_gnn(
     result = fit_with_resume(
         lambda **resume_args: fit(model, train_set, valid_set, collate_graphs, config, **resume_args),
         config,
-        track="gnn",
-        seed=seed,
-        params=params,
-        data=data,
         resume=resume,
         on_epoch_end=on_epoch_end,
-        extra_config={"graphs": graph_params},
+        **identity,
     )
     export = {"model_config": result.model.model_config(), "state_dict": result.model.state_dict(), "graph_config": plain(graph_params)}
-    return build_checkpoint("gnn", seed, params, export, result, metrics_extra=lr_info), result.history
+    return keep_finished(resume, build_checkpoint("gnn", seed, params, export, result, metrics_extra=lr_info), result.history)
 
 
 def load_gnn(checkpoint: Mapping[str, Any]):

@@ -22,7 +22,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from streamguard.tracks.common import build_checkpoint, fit_with_resume, require_track, train_config
+from streamguard.tracks.common import (
+    build_checkpoint,
+    fit_with_resume,
+    keep_finished,
+    require_track,
+    reuse_finished,
+    train_config,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +177,10 @@ def pretrain_encoder(
     config = train_config({**params, "training": {**params["training"], "selection_metric": "valid_loss"}}, seed)
     if int(getattr(config, "num_processes", 1)) > 1:
         raise ValueError("pretraining runs in one process: data-parallel pretraining (training.num_processes > 1) is not supported yet")
+    identity = {"track": TRACK, "seed": seed, "params": params, "data": {"train": train}}
+    reused = reuse_finished(resume, on_epoch_end=on_epoch_end, **identity)
+    if reused is not None:
+        return reused
     texts, counts = pretraining_corpus(train, params.get("corpus") or {})
     corpus_train, corpus_valid = _split_corpus(texts, float(params.get("valid_fraction", 0.05)), seed)
     logger.info("pretraining corpus: %s; %d train / %d held-out functions", counts, len(corpus_train), len(corpus_valid))
@@ -192,17 +203,14 @@ def pretrain_encoder(
             model, train_set, valid_set, collate, config, train_lengths=train_set.lengths, evaluate=evaluate, **resume_args
         ),
         config,
-        track=TRACK,
-        seed=seed,
-        params=params,
-        data={"train": train},
         resume=resume,
         on_epoch_end=on_epoch_end,
+        **identity,
     )
     with torch.no_grad():
         exported = export_encoder(result.model.mlm.roberta, tokenizer, {**info, "source": "pretrained_mlm"})
     checkpoint = build_checkpoint(TRACK, seed, params, exported, result, corpus=counts)
-    return checkpoint, result.history
+    return keep_finished(resume, checkpoint, result.history)
 
 
 def pretrained_backbone(checkpoint: Mapping[str, Any]) -> tuple[Any, Any, dict[str, Any]]:

@@ -8,7 +8,16 @@ from typing import Any
 import pandas as pd
 
 from streamguard.training.distributed import data_parallel_track
-from streamguard.tracks.common import build_checkpoint, cached_build, fit_with_resume, require_track, resolve_lr, train_config
+from streamguard.tracks.common import (
+    build_checkpoint,
+    cached_build,
+    fit_with_resume,
+    keep_finished,
+    require_track,
+    resolve_lr,
+    reuse_finished,
+    train_config,
+)
 
 
 def _token_dataset(frame: pd.DataFrame, tokenizer: Any, max_length: int, code_features: bool = False):
@@ -52,14 +61,22 @@ def train_transformer(
     from streamguard.training import fit, seed_everything
 
     config = train_config(params, seed)
-    seed_everything(seed)
     init_from = params.get("init_from")
+    if init_from == "pretraining" and pretrained is None:
+        raise FileNotFoundError(
+            "transformer.init_from=pretraining needs the pretrained encoder (data/06_models/pretraining/encoder.pt): "
+            "run `kedro run --pipeline pretraining` first, or set transformer.init_from=null."
+        )
+    identity = {
+        "track": "transformer", "seed": seed, "params": params, "data": {"train": train, "valid": valid},
+        # A state trained from another pretrained encoder must not be resumed.
+        "extra_config": {"pretrained_encoder": [pretrained.get("config_hash"), pretrained.get("created_at")]} if init_from else None,
+    }
+    reused = reuse_finished(resume, on_epoch_end=on_epoch_end, **identity)
+    if reused is not None:
+        return reused
+    seed_everything(seed)
     if init_from == "pretraining":
-        if pretrained is None:
-            raise FileNotFoundError(
-                "transformer.init_from=pretraining needs the pretrained encoder (data/06_models/pretraining/encoder.pt): "
-                "run `kedro run --pipeline pretraining` first, or set transformer.init_from=null."
-            )
         from streamguard.tracks.pretraining import pretrained_backbone
 
         tokenizer, encoder, info = pretrained_backbone(pretrained)
@@ -82,19 +99,14 @@ def train_transformer(
     result = fit_with_resume(
         lambda **resume_args: fit(model, train_set, valid_set, collate, config, train_lengths=train_set.lengths, **resume_args),
         config,
-        track="transformer",
-        seed=seed,
-        params=params,
-        data={"train": train, "valid": valid},
         resume=resume,
         on_epoch_end=on_epoch_end,
-        # A state trained from another pretrained encoder must not be resumed.
-        extra_config={"pretrained_encoder": [pretrained.get("config_hash"), pretrained.get("created_at")]} if init_from else None,
+        **identity,
     )
     checkpoint = build_checkpoint(
         "transformer", seed, params, export_transformer(result.model, tokenizer, info), result, metrics_extra=lr_info
     )
-    return checkpoint, result.history
+    return keep_finished(resume, checkpoint, result.history)
 
 
 def load_transformer(checkpoint: Mapping[str, Any]):

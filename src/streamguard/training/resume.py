@@ -49,6 +49,9 @@ STATE_FORMAT_VERSION = 1
 STATE_KIND = "streamguard-training-state"
 LAST, PREVIOUS, BEST = "last.pt", "previous.pt", "best.pt"
 STATE_FILES = (LAST, PREVIOUS, BEST)
+EXPORT = "export.pt"  # a finished run's (checkpoint, history): reused before anything is prepared
+EXPORT_KIND = "streamguard-finished-export"
+ALL_FILES = (*STATE_FILES, EXPORT)
 KEPT_CONFIGS_DIR = "configs"  # states of the other configurations this seed was trained with
 MAX_KEPT_CONFIGS = 4  # per track and seed: a state holds weights and optimizer moments, so this bounds the disk
 
@@ -216,7 +219,7 @@ class ResumeStore:
     def cleanup_temp_files(self) -> list[Path]:
         """Remove temp files left by an atomic save that was killed (``.last.pt.<random>.tmp``)."""
         removed = []
-        for name in STATE_FILES:
+        for name in ALL_FILES:
             removed += remove_stale_temp_files(self.path(name))
         return removed
 
@@ -233,7 +236,7 @@ class ResumeStore:
 
     def _move_states(self, source: Path, target: Path) -> None:
         target.mkdir(parents=True, exist_ok=True)
-        for name in STATE_FILES:
+        for name in ALL_FILES:
             if (source / name).is_file():
                 os.replace(source / name, target / name)
         os.utime(target)  # most recently used first when pruning
@@ -254,7 +257,7 @@ class ResumeStore:
         if current_hash is not None:
             self._keep_apart(current_hash)
         else:  # unusable leftovers only
-            for name in STATE_FILES:
+            for name in ALL_FILES:
                 self.path(name).unlink(missing_ok=True)
         self._move_states(kept, self.directory)
         shutil.rmtree(kept, ignore_errors=True)
@@ -343,9 +346,10 @@ class ResumeStore:
             self._keep_apart(self._archive_on_save)
             self._archive_on_save = None
         if self._replace_all_on_save:  # unusable states, or resume off: never mix them with this run's
-            for name in STATE_FILES:
+            for name in ALL_FILES:
                 self.path(name).unlink(missing_ok=True)
             self._replace_all_on_save = False
+        self.path(EXPORT).unlink(missing_ok=True)  # training again: the export is rewritten when it finishes
         payload = {
             "kind": STATE_KIND,
             "format_version": STATE_FORMAT_VERSION,
@@ -364,6 +368,60 @@ class ResumeStore:
             _atomic_copy(last, self.path(BEST))
         if finished:  # a fallback is only worth its disk space while training is still going
             self.path(PREVIOUS).unlink(missing_ok=True)
+
+    # ---- the finished run's export
+
+    def save_export(self, checkpoint: Mapping[str, Any], history: list[dict]) -> None:
+        """Keep a finished run's (checkpoint, history), under the identity its states were saved with."""
+        if not self._identity:
+            return  # no state was loaded or saved through this store: nothing to tie the export to
+        payload = {"kind": EXPORT_KIND, "identity_hash": config_hash(self._identity), "checkpoint": dict(checkpoint),
+                   "history": list(history)}
+        atomic_torch_save(payload, self.path(EXPORT))
+
+    def load_export(self, identity: Mapping[str, Any], label: str = "training") -> tuple[dict, list[dict]] | None:
+        """The finished run's (checkpoint, history) for ``identity`` (also from a kept other config), or None."""
+        if not self.resume:
+            return None
+        self.cleanup_temp_files()
+        wanted = config_hash(identity)
+        payload = self._read_export(self.path(EXPORT), label)
+        if payload is None or payload["identity_hash"] != wanted:
+            if not (self.kept_config_dir(wanted) / EXPORT).is_file():
+                return None
+            current = payload["identity_hash"] if payload is not None else self._state_identity_hash()
+            if not self._restore_kept(wanted, current, label):
+                return None
+            payload = self._read_export(self.path(EXPORT), label)
+            if payload is None or payload["identity_hash"] != wanted:
+                return None
+        self._identity = dict(identity)
+        logger.info(
+            "%s: finished before with this config, data and code: reusing its checkpoint from %s without preparing "
+            "data or models (no epoch is trained). Pass `--params resume=false` or delete %s to retrain from scratch.",
+            label, self.path(EXPORT), self.directory,
+        )
+        return payload["checkpoint"], payload["history"]
+
+    def _read_export(self, path: Path, label: str) -> dict[str, Any] | None:
+        if not path.is_file():
+            return None
+        try:
+            payload = safe_torch_load(path)
+        except CheckpointError as exc:
+            logger.warning("%s: %s is unreadable (%s): ignored; the seed's training states decide.", label, path, exc.__cause__ or exc)
+            return None
+        if not isinstance(payload, Mapping) or payload.get("kind") != EXPORT_KIND:
+            return None
+        return dict(payload)
+
+    def _state_identity_hash(self) -> str | None:
+        for name in (LAST, BEST, PREVIOUS):
+            try:
+                return str(safe_torch_load(self.path(name))["identity_hash"])
+            except (CheckpointError, KeyError, TypeError):
+                continue
+        return None
 
     def saved_epoch(self) -> int | None:
         """Epoch of the newest readable state (for messages); None when there is none."""
