@@ -269,7 +269,7 @@ def track_seconds(node_seconds: Mapping[str, float]) -> dict[str, float]:
 
 def local_parameters(args: argparse.Namespace, seeds: Sequence[int]) -> str:
     local = quality.QUICK_LOCAL if args.quick else quality.CPU_LOCAL
-    return f"seeds: [{', '.join(str(s) for s in seeds)}]\n" + local
+    return f"seeds: [{', '.join(str(s) for s in seeds)}]\ncpu_threads: 1\n" + local
 
 
 def result_seeds(result: Mapping[str, Any]) -> list[int]:

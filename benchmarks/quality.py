@@ -646,7 +646,7 @@ def main(argv: Sequence[str] | None = None) -> str:
         torch.set_num_threads(args.threads)
     load_before = _load_average()
     runtime_params = runtime_params_for(args)
-    local = f"seeds: [{', '.join(str(s) for s in args.seeds)}]\n" + (QUICK_LOCAL if args.quick else CPU_LOCAL)
+    local = f"seeds: [{', '.join(str(s) for s in args.seeds)}]\ncpu_threads: {args.threads}\n" + (QUICK_LOCAL if args.quick else CPU_LOCAL)
     if args.report_only:
         return report_from_kept_run(args, runtime_params, load_before)
     workdir = args.keep.resolve() if args.keep else Path(tempfile.mkdtemp(prefix="streamguard-quality-"))

@@ -18,6 +18,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # Small enough for seconds per pipeline on 2 CPU cores, big enough for every class in every split.
 TINY_LOCAL_PARAMETERS = """
 seeds: [0, 1]
+cpu_threads: 1
 data_processing:
   generator: {n_train: 160, n_valid: 60, n_test: 60, seed: 3}
 transformer:

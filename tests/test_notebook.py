@@ -30,6 +30,7 @@ SEEDS = (0, 1)
 # and the smallest models that still train; the whole notebook runs in well under a minute.
 NOTEBOOK_LOCAL_PARAMETERS = """
 seeds: [0, 1]
+cpu_threads: 1
 data_processing:
   generator: {n_train: 120, n_valid: 48, n_test: 48, seed: 3}
 transformer:

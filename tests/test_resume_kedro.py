@@ -32,6 +32,7 @@ EPOCHS = 2
 STEPS_PER_EPOCH = 10  # 160 training rows, batch 16
 LOCAL_PARAMETERS = f"""
 seeds: [0]
+cpu_threads: 1
 data_processing:
   generator: {{n_train: 160, n_valid: 60, n_test: 60, seed: 3}}
 transformer:

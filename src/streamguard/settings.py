@@ -2,7 +2,7 @@
 
 from omegaconf.resolvers import oc
 
-from streamguard.hooks.run import DataReportHooks, PresetHooks, ReuseNoticeHooks, StaleEnsembleHooks
+from streamguard.hooks.run import CpuThreadsHooks, DataReportHooks, PresetHooks, ReuseNoticeHooks, StaleEnsembleHooks
 from streamguard.config.presets import apply_preset
 from streamguard.runtime.offline import enforce_offline
 from streamguard.runtime.quiet import silence_known_warnings
@@ -11,7 +11,15 @@ from streamguard.hooks.tracking import OutputLocationHooks, TrackingProbeHooks
 enforce_offline()
 silence_known_warnings()
 
-HOOKS = (PresetHooks(), TrackingProbeHooks(), OutputLocationHooks(), DataReportHooks(), StaleEnsembleHooks(), ReuseNoticeHooks())
+HOOKS = (
+    PresetHooks(),
+    TrackingProbeHooks(),
+    OutputLocationHooks(),
+    CpuThreadsHooks(),
+    DataReportHooks(),
+    StaleEnsembleHooks(),
+    ReuseNoticeHooks(),
+)
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

@@ -139,3 +139,14 @@ class ReuseNoticeHooks:
                 notice = reuse_notice(name.removesuffix(".training_state"), value)
                 if notice:
                     logging.getLogger("streamguard.training.reuse_notice").info(notice)
+
+
+class CpuThreadsHooks:
+    """At the start of a run, the torch / BLAS thread counts from ``cpu_threads`` (``streamguard.runtime.threads``)."""
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self, run_params: dict, pipeline: Any, catalog: Any) -> None:
+        from streamguard.runtime.threads import apply_cpu_threads
+
+        params = catalog.load("parameters") if catalog.exists("parameters") else {}
+        apply_cpu_threads(params.get("cpu_threads", "auto"))
