@@ -103,7 +103,7 @@ def test_switching_a_preset_and_back_reuses_what_was_trained(full_run: Path, tmp
     run_kedro(project, "fusion", {"preset": "fusion_high_recall"})
     high_recall = json.loads(metrics.read_text())
     assert high_recall["test"] != balanced["test"]
-    states = project / "data/06_models/fusion/seed_0/training_state"
+    states = project / "data/06_models/fusion/seed_0/state"
     assert len(list((states / "configs").iterdir())) == 1  # the balanced states, kept apart
 
     with caplog.at_level(logging.INFO, logger="streamguard.training.resume"):

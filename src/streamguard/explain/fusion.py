@@ -13,8 +13,10 @@ How the branches are combined (documented in the README, "Which lines?"):
 
 A lexical branch (the TF-IDF log-odds) is held fixed like the other branch and ranks no lines.
 
-``attention`` uses the transformer branch only (the GNN has no attention to read); a fusion
-model without a transformer branch falls back to ``integrated_gradients`` for it.
+``attention`` and ``occlusion`` use the transformer branch only (the GNN has no attention to read,
+and occluding a line's graph nodes would need the function re-parsed); ``occlusion`` runs through
+the fusion head with the GNN's pooled vector held fixed. A fusion model without a transformer
+branch falls back to ``integrated_gradients`` for them.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from streamguard.explain.gnn import gnn_line_scores_one, graph_with_spans, singl
 from streamguard.explain.lines import normalise
 from streamguard.explain.transformer import DEFAULT_IG_STEPS, encode_with_offsets, transformer_line_scores_one
 
-FUSION_METHODS = ("integrated_gradients", "gradient_x_input", "attention")
+FUSION_METHODS = ("integrated_gradients", "gradient_x_input", "attention", "occlusion")
+TRANSFORMER_ONLY = ("attention", "occlusion")  # methods read from the transformer branch alone
 
 
 def branch_shares(head: Any, parts: dict[str, Any], order: list[str]) -> dict[str, float]:
@@ -94,12 +97,12 @@ def fusion_line_scores_one(
         scores["transformer"] = transformer_line_scores_one(
             transformer, tokenizer, max_length, code, method, steps, head=lambda cls: head_logits("transformer", cls)
         )
-    if gnn is not None and (method != "attention" or transformer is None):
-        gnn_method = "integrated_gradients" if method == "attention" else method
+    if gnn is not None and (method not in TRANSFORMER_ONLY or transformer is None):
+        gnn_method = "integrated_gradients" if method in TRANSFORMER_ONLY else method
         scores["gnn"] = gnn_line_scores_one(
             gnn, code, graph_config, gnn_method, steps,
             encode_to_logits=lambda batch, inputs: head_logits("gnn", gnn.encode(batch, inputs)),
         )
-    if method == "attention" and transformer is not None:
+    if method in TRANSFORMER_ONLY and transformer is not None:
         shares = {"transformer": 1.0}
     return combine_branches(scores, {name: shares[name] for name in scores})

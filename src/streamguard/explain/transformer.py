@@ -12,6 +12,12 @@
   pass: the cheap first-order version of the above), as a magnitude: at a saturated output the
   local gradient's sign can point away from the class a token drives.
 
+* ``occlusion``: Captum's ``FeatureAblation`` with one feature per source line: every token of a
+  line replaced by ``<pad>`` at once, and the line's score is how much that lowers the
+  vulnerable-minus-safe logit (one forward pass per line, batched). It asks the counterfactual a
+  reviewer asks ("without this line, is the function still flagged?"), where attention and
+  gradients describe the model's inner state.
+
 Tokens map to lines through the fast tokenizer's character offsets
 (:func:`streamguard.explain.lines.token_lines`), so the mapping is exact for the project's BPE
 tokenizer and for any RoBERTa-family tokenizer from Hugging Face.
@@ -28,7 +34,8 @@ import numpy as np
 
 from streamguard.explain.lines import LineIndex, aggregate_to_lines, token_lines
 
-TRANSFORMER_METHODS = ("attention", "integrated_gradients", "gradient_x_input")
+TRANSFORMER_METHODS = ("attention", "integrated_gradients", "gradient_x_input", "occlusion")
+OCCLUSION_BATCH = 16  # ablated copies of a function per forward pass
 DEFAULT_IG_STEPS = 16
 _ATTENTION_LOCK = threading.Lock()
 
@@ -108,6 +115,37 @@ def gradient_token_scores(
     return np.abs(scores) if method == "gradient_x_input" else scores
 
 
+def occlusion_line_scores(
+    logit_difference: Callable[[Any, Any], Any], input_ids: Any, attention_mask: Any, lines: list[int | None], pad_id: int
+) -> dict[int, float]:
+    """Per line: the logit difference minus the one with all the line's tokens replaced by ``pad_id``
+    (Captum ``FeatureAblation``, a feature mask grouping tokens by line; special tokens never ablated)."""
+    import torch
+    from captum.attr import FeatureAblation
+
+    numbered = sorted({line for line in lines if line is not None})
+    if not numbered:
+        return {}
+    group_of = {line: group for group, line in enumerate(numbered)}
+    # Special tokens join the first line's group but keep their ids: the ablation baseline below is
+    # the input itself at their positions, so replacing "them" changes nothing.
+    feature_mask = torch.tensor([[group_of.get(line, 0) for line in lines]], dtype=torch.long)
+    baseline = input_ids.clone()
+    for position, line in enumerate(lines):
+        if line is not None:
+            baseline[0, position] = pad_id
+    with torch.no_grad():
+        attributions = FeatureAblation(logit_difference).attribute(
+            input_ids, baselines=baseline, additional_forward_args=(attention_mask,), feature_mask=feature_mask,
+            perturbations_per_eval=OCCLUSION_BATCH,
+        )
+    first_token_of = {}
+    for position, line in enumerate(lines):
+        if line is not None:
+            first_token_of.setdefault(line, position)
+    return {line: float(attributions[0, position]) for line, position in first_token_of.items()}
+
+
 def baseline_ids_for(tokenizer: Any, input_ids: Any, offsets: list[tuple[int, int]]) -> Any:
     """Every non-special token replaced by ``<pad>`` (special tokens, empty offsets, are kept)."""
     baseline = input_ids.clone()
@@ -145,6 +183,10 @@ def transformer_line_scores_one(
             logits = logits_of_cls(model.encode({"input_ids": ids, "attention_mask": mask.expand(ids.shape[0], -1)}))
             return logits[:, 1] - logits[:, 0]
 
+        if method == "occlusion":
+            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.unk_token_id
+            per_line = occlusion_line_scores(logit_difference, input_ids, attention_mask, token_lines(code, offsets), pad)
+            return aggregate_to_lines(index.num_lines, list(per_line), list(per_line.values()))
         token_scores = gradient_token_scores(
             logit_difference,
             model.encoder.get_input_embeddings(),
