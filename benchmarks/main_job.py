@@ -1,0 +1,164 @@
+"""The main job's wall time: the default ``kedro run`` under several runner / thread settings, idle and busy.
+
+    python benchmarks/main_job.py                                   # every setting, idle machine
+    python benchmarks/main_job.py --competitor --settings auto,dask  # beside one CPU-bound process
+    python benchmarks/main_job.py --quick                            # smoke run (tiny models)
+
+Each setting runs the ``__default__`` pipeline (what ``bash scripts/run.sh`` runs) in a fresh copy of
+the project's conf, in this process through a ``KedroSession`` so a hook can time every node:
+
+* ``torch_default``: the sequential runner with ``cpu_threads=0`` (torch's one thread per core);
+* ``auto``: the sequential runner with ``cpu_threads=auto`` (the project default);
+* ``dask``: ``streamguard.runners.DaskRunner``, a LocalCluster of 2 worker processes with one thread
+  each, so independent seeds and tracks train side by side.
+
+``--competitor`` starts one CPU-bound process (a busy loop) for the whole measurement, as another
+job on a shared machine would. The report gives per setting the total, the seconds per stage (data,
+baseline, transformer, gnn, fusion, ensemble; node times summed, so parallel stages can add up to
+more than the total) and the final report's test ROC-AUC per ensemble, and the ratio of every total
+to the first setting's, all measured in the same invocation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import quality  # noqa: E402  (project copies, NodeTimer, stages)
+
+SETTINGS = ("torch_default", "auto", "dask")
+STAGES = ("data_processing", "baseline", "transformer", "gnn", "fusion", "ensemble")
+
+
+def local_parameters(setting: str, quick: bool) -> str:
+    threads = {"torch_default": 0, "auto": "auto", "dask": 1}[setting]
+    return f"cpu_threads: {threads}\n" + ("seeds: [0, 1]\n" + quality.QUICK_LOCAL if quick else "")
+
+
+def runner_for(setting: str) -> Any:
+    if setting != "dask":
+        return None
+    from streamguard.runners import DaskRunner
+
+    return DaskRunner(n_workers=2, threads_per_worker=1, dashboard_address=None)
+
+
+def run_setting(setting: str, workdir: Path, quick: bool, runtime_params: dict[str, Any]) -> dict[str, Any]:
+    """One default ``kedro run`` in a fresh project copy: total, per-stage node seconds, ensemble ROC-AUCs."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    project = workdir / setting
+    shutil.rmtree(project, ignore_errors=True)
+    project.mkdir(parents=True)
+    quality.make_project_copy(project, local_parameters(setting, quick))
+    timer = quality.NodeTimer()
+    previous = Path.cwd()
+    os.chdir(project)
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{project / 'mlflow.db'}"
+    started = time.perf_counter()
+    try:
+        bootstrap_project(project)
+        with KedroSession.create(project_path=project, runtime_params=dict(runtime_params)) as session:
+            session._hook_manager.register(timer._hooks())  # noqa: SLF001 (timing only; Kedro has no public API)
+            session.run(runner=runner_for(setting))
+    finally:
+        os.chdir(previous)
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    total = time.perf_counter() - started
+    stages = {stage: 0.0 for stage in STAGES}
+    for name, seconds in timer.seconds.items():
+        stages[quality.stage_of(name)] = stages.get(quality.stage_of(name), 0.0) + seconds
+    roc_auc = {}
+    for track in ("transformer", "gnn", "fusion"):
+        path = project / "data" / "08_reporting" / track / "ensemble_metrics.json"
+        if path.exists():
+            roc_auc[track] = json.loads(path.read_text())["test"]["roc_auc"]
+    baseline = project / "data" / "08_reporting" / "baseline" / "seed_0" / "metrics.json"
+    if baseline.exists():
+        roc_auc["baseline"] = json.loads(baseline.read_text())["test"]["roc_auc"]
+    return {"setting": setting, "total_s": total, "stages": stages, "nodes": len(timer.seconds), "roc_auc": roc_auc,
+            "load_after": quality._load_average()}
+
+
+def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    first = results[0]["total_s"]
+    lines = [
+        f"# StreamGuard main job: default `kedro run`{' (quick)' if args.quick else ''}"
+        f"{' beside one CPU-bound process' if args.competitor else ''}",
+        "",
+        f"- Command: `python benchmarks/main_job.py {' '.join(sys.argv[1:])}`; machine: {platform.machine()}, "
+        f"{os.cpu_count()} CPU cores, Python {platform.python_version()}, torch {quality._torch_version()}; "
+        f"load average before: {args.load_before}",
+        "",
+        "| setting | total | ratio to first | " + " | ".join(STAGES) + " | nodes | test ROC-AUC (ensembles; baseline) |",
+        "|---|---|---|" + "---|" * len(STAGES) + "---|---|",
+    ]
+    for result in results:
+        timed = result["nodes"] > 0  # the Dask runner's nodes run in its workers, out of this process's hooks
+        stages = " | ".join(f"{result['stages'].get(stage, 0.0):.0f} s" if timed else "–" for stage in STAGES)
+        aucs = ", ".join(f"{track} {value:.3f}" for track, value in result["roc_auc"].items())
+        lines.append(f"| `{result['setting']}` | {result['total_s']:.0f} s ({result['total_s'] / 60:.1f} min) | "
+                     f"{result['total_s'] / first:.2f} | {stages} | {result['nodes'] if timed else '– (in workers)'} | {aucs} |")
+    lines += ["", "Stage columns sum the node times of that stage; with the Dask runner nodes overlap, so they can "
+              "add up to more than the total. Ratios are within this invocation (same machine, same load)."]
+    for result in results[1:]:
+        lines.append(f"ratio main job {result['setting']}/{results[0]['setting']}: {result['total_s'] / first:.2f}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> str:
+    from streamguard.runtime.offline import enforce_offline
+
+    enforce_offline()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, in order, of {', '.join(SETTINGS)}")
+    parser.add_argument("--competitor", action="store_true", help="one CPU-bound process runs beside every setting")
+    parser.add_argument("--quick", action="store_true", help="tiny models, 2 seeds, small generated data: a smoke run")
+    parser.add_argument("--workdir", type=Path, default=None, help="project copies (default: a temp folder, removed)")
+    parser.add_argument("--out", type=Path, default=None, help="Markdown report (default benchmarks/results/main_job[_busy].md)")
+    args = parser.parse_args(argv)
+    settings = [name for name in args.settings.split(",") if name]
+    unknown = sorted(set(settings) - set(SETTINGS))
+    if unknown or not settings:
+        parser.error(f"unknown setting(s) {unknown}; known: {', '.join(SETTINGS)}")
+    if args.out is None:
+        suffix = ("_quick" if args.quick else "") + ("_busy" if args.competitor else "")
+        args.out = quality.PROJECT_ROOT / "benchmarks" / "results" / f"main_job{suffix}.md"
+    args.load_before = quality._load_average()
+    runtime_params = quality.dotted_params([f"data_processing.generator.n_{split}={n}" for split, n in
+                                            zip(("train", "valid", "test"), quality.QUICK_SIZES)]) if args.quick else {}
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="streamguard-main-job-"))
+    competitor = None
+    if args.competitor:
+        competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    results = []
+    try:
+        for setting in settings:
+            print(f"[main_job] {setting}: kedro run ...", flush=True)
+            results.append(run_setting(setting, workdir, args.quick, runtime_params))
+            print(f"[main_job] {setting}: {results[-1]['total_s']:.0f} s", flush=True)
+    finally:
+        if competitor is not None:
+            competitor.kill()
+            competitor.wait()
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    text = quality.write_report(report(results, args), args.out)
+    args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return text
+
+
+if __name__ == "__main__":
+    main()
