@@ -259,14 +259,6 @@ def collect_run(project: Path | Mapping[int, Path], tracks: Sequence[str], seeds
     return result
 
 
-def track_seconds(node_seconds: Mapping[str, float]) -> dict[str, float]:
-    stages: dict[str, float] = {}
-    for name, seconds in node_seconds.items():
-        stage = quality.stage_of(name)
-        stages[stage] = stages.get(stage, 0.0) + seconds
-    return stages
-
-
 def local_parameters(args: argparse.Namespace, seeds: Sequence[int]) -> str:
     local = quality.QUICK_LOCAL if args.quick else quality.CPU_LOCAL
     return f"seeds: [{', '.join(str(s) for s in seeds)}]\ncpu_threads: 1\n" + local
@@ -320,7 +312,7 @@ def run_variant(variant: Variant, args: argparse.Namespace, workdir: Path, base_
     result = {
         "variant": variant.name,
         "wall_s": total,
-        "track_s": track_seconds(node_seconds),
+        "track_s": quality.stage_seconds(node_seconds),
         "runtime_params": quality._flat(runtime),
         "params": {"transformer": {k: params["transformer"].get(k) for k in ("vocab_size", "max_length", "model_name")},
                    "graphs": params.get("graphs"), "train_rows": train_rows},
@@ -448,6 +440,15 @@ def reference_on_seeds(ref: Mapping[str, Any], seeds: Sequence[int]) -> tuple[li
     return per_seed, (1.0 / (1.0 + np.exp(mean[:, 0] - mean[:, 1]))).tolist()
 
 
+def variant_tracks(results: Mapping[str, dict]):
+    """(variant, its result, track, that track's entry) for every finished variant, in table order."""
+    for variant in VARIANTS:
+        result = results.get(variant.name)
+        if result is not None:
+            for track in variant.tracks:
+                yield variant, result, track, result["tracks"][track]
+
+
 def ablation_rows(results: Mapping[str, dict]) -> list[str]:
     reference = results["reference"]["tracks"]
     header = ("| group | variant | track | what changed | seeds | test ROC-AUC | test PR-AUC | test F1 @thr | test acc @thr "
@@ -455,41 +456,36 @@ def ablation_rows(results: Mapping[str, dict]) -> list[str]:
               "| ensemble vs baseline [95 % CI] | wall s |")
     lines = [header, "|" + "---|" * 15]
     baseline = reference.get("baseline")
-    for variant in VARIANTS:
-        result = results.get(variant.name)
-        if result is None:
-            continue
-        for track in variant.tracks:
-            entry = result["tracks"][track]
-            ref_seeds, ref_prob = reference_on_seeds(reference[track], _seeds(entry))
-            ref = {**reference[track], "per_seed": ref_seeds, "test_prob": ref_prob}
-            seeds = entry["per_seed"]
-            cells = [_cell([m[k] for m in seeds]) for k in ("roc_auc", "pr_auc", "f1", "accuracy")]
-            if variant.name == "reference":
-                deltas = ["(reference)", "(reference)"]
-                ensemble_delta = "(reference)"
+    for variant, result, track, entry in variant_tracks(results):
+        ref_seeds, ref_prob = reference_on_seeds(reference[track], _seeds(entry))
+        ref = {**reference[track], "per_seed": ref_seeds, "test_prob": ref_prob}
+        seeds = entry["per_seed"]
+        cells = [_cell([m[k] for m in seeds]) for k in ("roc_auc", "pr_auc", "f1", "accuracy")]
+        if variant.name == "reference":
+            deltas = ["(reference)", "(reference)"]
+            ensemble_delta = "(reference)"
+        else:
+            deltas = [
+                _delta(_mean_std([m[k] for m in seeds])[0] - _mean_std([m[k] for m in ref["per_seed"]])[0])
+                for k in ("roc_auc", "f1")
+            ]
+            if ref["test_prob"] is not None and entry["test_idx"] == ref["test_idx"] and entry["test_label"] == ref["test_label"]:
+                point, low, high = paired_bootstrap(ref["test_label"], ref["test_prob"], entry["test_prob"])
+                ensemble_delta = f"{point:+.3f} [{low:+.3f}, {high:+.3f}]"
             else:
-                deltas = [
-                    _delta(_mean_std([m[k] for m in seeds])[0] - _mean_std([m[k] for m in ref["per_seed"]])[0])
-                    for k in ("roc_auc", "f1")
-                ]
-                if ref["test_prob"] is not None and entry["test_idx"] == ref["test_idx"] and entry["test_label"] == ref["test_label"]:
-                    point, low, high = paired_bootstrap(ref["test_label"], ref["test_prob"], entry["test_prob"])
-                    ensemble_delta = f"{point:+.3f} [{low:+.3f}, {high:+.3f}]"
-                else:
-                    ensemble_delta = "n/a (different test rows)"
-            ensemble = f"{entry['ensemble']['roc_auc']:.3f}" if track != "baseline" else "–"
-            if track == "baseline":
-                ensemble_delta = ensemble_delta if variant.name == "reference" else ensemble_delta + " (single model)"
-            versus = "–"
-            if track != "baseline" and baseline is not None and entry["test_idx"] == baseline["test_idx"]:
-                point, low, high = paired_bootstrap(baseline["test_label"], baseline["test_prob"], entry["test_prob"])
-                versus = f"{point:+.3f} [{low:+.3f}, {high:+.3f}]"
-            seconds = result["track_s"].get(track, 0.0)
-            lines.append(
-                f"| {variant.group} | `{variant.name}` | {track} | {variant.changed} | {len(seeds)} | "
-                + " | ".join(cells) + f" | {' | '.join(deltas)} | {ensemble} | {ensemble_delta} | {versus} | {seconds:.0f} |"
-            )
+                ensemble_delta = "n/a (different test rows)"
+        ensemble = f"{entry['ensemble']['roc_auc']:.3f}" if track != "baseline" else "–"
+        if track == "baseline":
+            ensemble_delta = ensemble_delta if variant.name == "reference" else ensemble_delta + " (single model)"
+        versus = "–"
+        if track != "baseline" and baseline is not None and entry["test_idx"] == baseline["test_idx"]:
+            point, low, high = paired_bootstrap(baseline["test_label"], baseline["test_prob"], entry["test_prob"])
+            versus = f"{point:+.3f} [{low:+.3f}, {high:+.3f}]"
+        seconds = result["track_s"].get(track, 0.0)
+        lines.append(
+            f"| {variant.group} | `{variant.name}` | {track} | {variant.changed} | {len(seeds)} | "
+            + " | ".join(cells) + f" | {' | '.join(deltas)} | {ensemble} | {ensemble_delta} | {versus} | {seconds:.0f} |"
+        )
     return lines
 
 
@@ -499,22 +495,17 @@ def ensemble_rows(results: Mapping[str, dict]) -> list[str]:
         "|---|---|---|---|---|---|---|---|",
     ]
     gains = []
-    for variant in VARIANTS:
-        result = results.get(variant.name)
-        if result is None:
+    for variant, result, track, entry in variant_tracks(results):
+        if track == "baseline":
             continue
-        for track in variant.tracks:
-            if track == "baseline":
-                continue
-            entry = result["tracks"][track]
-            if len(entry["per_seed"]) < 2:
-                continue
-            auc = _mean_std([m["roc_auc"] for m in entry["per_seed"]])[0]
-            f1 = _mean_std([m["f1"] for m in entry["per_seed"]])[0]
-            gain_auc, gain_f1 = entry["ensemble"]["roc_auc"] - auc, entry["ensemble"]["f1"] - f1
-            gains.append((gain_auc, gain_f1))
-            lines.append(f"| `{variant.name}` | {track} | {auc:.3f} | {entry['ensemble']['roc_auc']:.3f} | {gain_auc:+.3f} "
-                         f"| {f1:.3f} | {entry['ensemble']['f1']:.3f} | {gain_f1:+.3f} |")
+        if len(entry["per_seed"]) < 2:
+            continue
+        auc = _mean_std([m["roc_auc"] for m in entry["per_seed"]])[0]
+        f1 = _mean_std([m["f1"] for m in entry["per_seed"]])[0]
+        gain_auc, gain_f1 = entry["ensemble"]["roc_auc"] - auc, entry["ensemble"]["f1"] - f1
+        gains.append((gain_auc, gain_f1))
+        lines.append(f"| `{variant.name}` | {track} | {auc:.3f} | {entry['ensemble']['roc_auc']:.3f} | {gain_auc:+.3f} "
+                     f"| {f1:.3f} | {entry['ensemble']['f1']:.3f} | {gain_f1:+.3f} |")
     if gains:
         up = sum(g[0] > 0 for g in gains)
         mean_auc = sum(g[0] for g in gains) / len(gains)
@@ -548,37 +539,32 @@ def log_to_mlflow(results: Mapping[str, dict], tracking_uri: str, experiment: st
     reference = results["reference"]["tracks"]
     baseline = reference.get("baseline")
     run_ids = []
-    for variant in VARIANTS:
-        result = results.get(variant.name)
-        if result is None:
-            continue
-        for track in variant.tracks:
-            entry = result["tracks"][track]
-            run = client.create_run(experiment_id, run_name=f"{variant.name} / {track}",
-                                    tags={"variant": variant.name, "track": track, "group": variant.group})
-            params = {"variant": variant.name, "track": track, "changed": variant.changed[:500], "seeds": len(entry["per_seed"]),
-                      "runtime_params": str(result.get("runtime_params", ""))[:500]}
-            for key, value in params.items():
-                client.log_param(run.info.run_id, key, value)
-            metrics = {f"test_{key}": _mean_std([m[key] for m in entry["per_seed"]])[0]
-                       for key in ("roc_auc", "pr_auc", "f1", "accuracy")}
-            if track != "baseline":
-                metrics["ensemble_test_roc_auc"] = entry["ensemble"]["roc_auc"]
-                comparisons = {"vs_baseline": baseline}
-                if variant.name != "reference":
-                    _, ref_prob = reference_on_seeds(reference[track], _seeds(entry))
-                    comparisons["vs_reference"] = {**reference[track], "test_prob": ref_prob}
-                for name, other in comparisons.items():
-                    if other is None or other.get("test_prob") is None or other["test_idx"] != entry["test_idx"]:
-                        continue
-                    point, low, high = paired_bootstrap(other["test_label"], other["test_prob"], entry["test_prob"])
-                    metrics |= {f"ensemble_roc_auc_{name}": point, f"ensemble_roc_auc_{name}_low": low,
-                                f"ensemble_roc_auc_{name}_high": high}
-            metrics["wall_s"] = float(result.get("track_s", {}).get(track, 0.0))
-            for key, value in metrics.items():
-                client.log_metric(run.info.run_id, key, float(value))
-            client.set_terminated(run.info.run_id)
-            run_ids.append(run.info.run_id)
+    for variant, result, track, entry in variant_tracks(results):
+        run = client.create_run(experiment_id, run_name=f"{variant.name} / {track}",
+                                tags={"variant": variant.name, "track": track, "group": variant.group})
+        params = {"variant": variant.name, "track": track, "changed": variant.changed[:500], "seeds": len(entry["per_seed"]),
+                  "runtime_params": str(result.get("runtime_params", ""))[:500]}
+        for key, value in params.items():
+            client.log_param(run.info.run_id, key, value)
+        metrics = {f"test_{key}": _mean_std([m[key] for m in entry["per_seed"]])[0]
+                   for key in ("roc_auc", "pr_auc", "f1", "accuracy")}
+        if track != "baseline":
+            metrics["ensemble_test_roc_auc"] = entry["ensemble"]["roc_auc"]
+            comparisons = {"vs_baseline": baseline}
+            if variant.name != "reference":
+                _, ref_prob = reference_on_seeds(reference[track], _seeds(entry))
+                comparisons["vs_reference"] = {**reference[track], "test_prob": ref_prob}
+            for name, other in comparisons.items():
+                if other is None or other.get("test_prob") is None or other["test_idx"] != entry["test_idx"]:
+                    continue
+                point, low, high = paired_bootstrap(other["test_label"], other["test_prob"], entry["test_prob"])
+                metrics |= {f"ensemble_roc_auc_{name}": point, f"ensemble_roc_auc_{name}_low": low,
+                            f"ensemble_roc_auc_{name}_high": high}
+        metrics["wall_s"] = float(result.get("track_s", {}).get(track, 0.0))
+        for key, value in metrics.items():
+            client.log_metric(run.info.run_id, key, float(value))
+        client.set_terminated(run.info.run_id)
+        run_ids.append(run.info.run_id)
     return run_ids
 
 

@@ -29,7 +29,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -56,30 +55,12 @@ def runner_for(setting: str) -> Any:
 
 def run_setting(setting: str, workdir: Path, quick: bool, runtime_params: dict[str, Any]) -> dict[str, Any]:
     """One default ``kedro run`` in a fresh project copy: total, per-stage node seconds, ensemble ROC-AUCs."""
-    from kedro.framework.session import KedroSession
-    from kedro.framework.startup import bootstrap_project
-
     project = workdir / setting
     shutil.rmtree(project, ignore_errors=True)
     project.mkdir(parents=True)
     quality.make_project_copy(project, local_parameters(setting, quick))
-    timer = quality.NodeTimer()
-    previous = Path.cwd()
-    os.chdir(project)
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{project / 'mlflow.db'}"
-    started = time.perf_counter()
-    try:
-        bootstrap_project(project)
-        with KedroSession.create(project_path=project, runtime_params=dict(runtime_params)) as session:
-            session._hook_manager.register(timer._hooks())  # noqa: SLF001 (timing only; Kedro has no public API)
-            session.run(runner=runner_for(setting))
-    finally:
-        os.chdir(previous)
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    total = time.perf_counter() - started
-    stages = {stage: 0.0 for stage in STAGES}
-    for name, seconds in timer.seconds.items():
-        stages[quality.stage_of(name)] = stages.get(quality.stage_of(name), 0.0) + seconds
+    total, node_seconds, _ = quality.run_project(project, runtime_params, runner=runner_for(setting))
+    stages = {stage: 0.0 for stage in STAGES} | quality.stage_seconds(node_seconds)
     roc_auc = {}
     for track in ("transformer", "gnn", "fusion"):
         path = project / "data" / "08_reporting" / track / "ensemble_metrics.json"
@@ -88,7 +69,7 @@ def run_setting(setting: str, workdir: Path, quick: bool, runtime_params: dict[s
     baseline = project / "data" / "08_reporting" / "baseline" / "seed_0" / "metrics.json"
     if baseline.exists():
         roc_auc["baseline"] = json.loads(baseline.read_text())["test"]["roc_auc"]
-    return {"setting": setting, "total_s": total, "stages": stages, "nodes": len(timer.seconds), "roc_auc": roc_auc,
+    return {"setting": setting, "total_s": total, "stages": stages, "nodes": len(node_seconds), "roc_auc": roc_auc,
             "load_after": quality._load_average()}
 
 

@@ -128,12 +128,21 @@ def stage_of(node_name: str) -> str:
     return "data_processing"
 
 
+def stage_seconds(node_seconds: Mapping[str, float]) -> dict[str, float]:
+    """Node wall times summed per stage (``stage_of``)."""
+    stages: dict[str, float] = {}
+    for name, seconds in node_seconds.items():
+        stages[stage_of(name)] = stages.get(stage_of(name), 0.0) + seconds
+    return stages
+
+
 def run_project(
-    project: Path, runtime_params: Mapping[str, Any], pipeline_names: Sequence[str] | None = None
+    project: Path, runtime_params: Mapping[str, Any], pipeline_names: Sequence[str] | None = None, runner: Any = None
 ) -> tuple[float, dict[str, float], dict[str, Any]]:
     """``kedro run`` in ``project`` (the ``__default__`` pipeline, or ``kedro run --pipeline a --pipeline b``
     for ``pipeline_names``); returns total wall seconds, seconds per node and the effective parameters
-    (after presets, conf/local and runtime params). Reused by ``benchmarks/ablations.py``."""
+    (after presets, conf/local and runtime params); ``runner``: a Kedro runner instance (default sequential).
+    Reused by ``benchmarks/ablations.py`` and ``benchmarks/main_job.py``."""
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
@@ -147,7 +156,7 @@ def run_project(
         with KedroSession.create(project_path=project, runtime_params=dict(runtime_params)) as session:
             session._hook_manager.register(timer._hooks())  # noqa: SLF001 (timing only; Kedro has no public API)
             params = session.load_context().params
-            session.run(pipeline_names=list(pipeline_names) if pipeline_names else None)
+            session.run(pipeline_names=list(pipeline_names) if pipeline_names else None, runner=runner)
     finally:
         os.chdir(previous)
         os.environ.pop("MLFLOW_TRACKING_URI", None)
@@ -755,9 +764,9 @@ def write_json(args: argparse.Namespace, results: Mapping[str, Any], total: floa
         test = metrics["test"]
         return {key: test.get(key) for key in ("accuracy_at_0_5", "accuracy", "f1", "roc_auc", "pr_auc", "threshold")}
 
-    stage_seconds: dict[str, float] = defaultdict(float)
+    per_stage: dict[str, float] = defaultdict(float)
     for name, seconds in node_seconds.items():
-        stage_seconds[name if name.startswith("run ") else stage_of(name)] += seconds
+        per_stage[name if name.startswith("run ") else stage_of(name)] += seconds
     payload = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": f"python benchmarks/quality.py {' '.join(sys.argv[1:])}",
@@ -770,7 +779,7 @@ def write_json(args: argparse.Namespace, results: Mapping[str, Any], total: floa
         "ensembles": {track: test_block(metrics) for track, metrics in results["ensembles"].items()},
         "ensembles_vs_baseline": results.get("deltas", {}),
         "stacking_coefficients": results["ensembles"].get("stacked", {}).get("coefficients"),
-        "wall_seconds": {"total": total, **stage_seconds},
+        "wall_seconds": {"total": total, **per_stage},
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
