@@ -18,7 +18,7 @@ Sections (each prints a ``ratio ...`` line; a Markdown table of everything comes
 
    How it is timed: not with ``fit()`` (it cannot stop after N steps and validates every epoch),
    but with the pieces ``fit()`` itself uses, so each timed step is exactly a ``fit()`` step:
-   the training DataLoader built by the loop's ``_train_loader`` (the same sampler choice as
+   the training DataLoader built by the loop's ``make_train_loader`` (the same sampler choice as
    ``fit``: ``LengthGroupedSampler`` when ``group_by_length`` and lengths are given, else
    ``RandomSampler``), the default AdamW parameter groups, the warmup schedule, the loss, and
    the loop's ``_Trainer.train_epoch`` run on one batch at a time. The two recipes' steps are
@@ -299,7 +299,7 @@ def fixed_block_collate(pad_id: int, block_size: int) -> Callable[[list[dict]], 
 def make_recipe(name: str, model: Any, dataset: Any, collate: Callable, config: Any, total_steps: int, device: Any) -> Recipe:
     import torch
 
-    from streamguard.training import loop
+    from streamguard.training import components, loop
     from streamguard.training.losses import build_loss
     from streamguard.training.seeding import epoch_seed
 
@@ -307,11 +307,11 @@ def make_recipe(name: str, model: Any, dataset: Any, collate: Callable, config: 
     sampler_generator.manual_seed(epoch_seed(config.seed, 1, stream=0))  # what fit() does for epoch 1
     loader_generator.manual_seed(epoch_seed(config.seed, 1, stream=1))
     lengths = dataset.lengths if config.group_by_length else None
-    loader = loop._train_loader(dataset, collate, config, device, (sampler_generator, loader_generator), lengths, None)
+    loader = components.make_train_loader(dataset, collate, config, device, (sampler_generator, loader_generator), lengths, None)
     model.to(device)
-    amp = loop.resolve_amp(config.amp_dtype, device)
-    optimizer = torch.optim.AdamW(loop.default_param_groups(model, config), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = loop.build_scheduler(optimizer, config.scheduler, int(round(config.warmup_ratio * total_steps)), total_steps)
+    amp = components.resolve_amp(config.amp_dtype, device)
+    optimizer = torch.optim.AdamW(components.default_param_groups(model, config), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = components.build_scheduler(optimizer, config.scheduler, int(round(config.warmup_ratio * total_steps)), total_steps)
     scaler = torch.amp.GradScaler(device.type, enabled=amp.use_scaler)
     criterion = build_loss(config, None).to(device)
     trainer = loop._Trainer(model, config, device, amp, optimizer, scheduler, scaler, None, criterion, total_steps)
