@@ -12,7 +12,8 @@ the project's conf, in this process through a ``KedroSession`` so a hook can tim
 * ``dask``: ``streamguard.runners.DaskRunner``, a LocalCluster of 2 worker processes with one thread
   each, so independent seeds and tracks train side by side.
 
-``--competitor`` starts one CPU-bound process (a busy loop) for the whole measurement, as another
+``--rerun`` runs each setting a second time in the same project: every seed is finished, so this
+is what re-running a finished main job costs (the reuse check). ``--competitor`` starts one CPU-bound process (a busy loop) for the whole measurement, as another
 job on a shared machine would. The report gives per setting the total, the seconds per stage (data,
 baseline, transformer, gnn, fusion, ensemble; node times summed, so parallel stages can add up to
 more than the total) and the final report's test ROC-AUC per ensemble, and the ratio of every total
@@ -53,12 +54,14 @@ def runner_for(setting: str) -> Any:
     return DaskRunner(n_workers=2, threads_per_worker=1, dashboard_address=None)
 
 
-def run_setting(setting: str, workdir: Path, quick: bool, runtime_params: dict[str, Any]) -> dict[str, Any]:
-    """One default ``kedro run`` in a fresh project copy: total, per-stage node seconds, ensemble ROC-AUCs."""
+def run_setting(setting: str, workdir: Path, quick: bool, runtime_params: dict[str, Any], rerun: bool = False) -> dict[str, Any]:
+    """One default ``kedro run`` in a fresh project copy (``rerun``: a second one in the same copy, which
+    reuses every finished seed): total, per-stage node seconds, ensemble ROC-AUCs."""
     project = workdir / setting
-    shutil.rmtree(project, ignore_errors=True)
-    project.mkdir(parents=True)
-    quality.make_project_copy(project, local_parameters(setting, quick))
+    if not rerun:
+        shutil.rmtree(project, ignore_errors=True)
+        project.mkdir(parents=True)
+        quality.make_project_copy(project, local_parameters(setting, quick))
     total, node_seconds, _ = quality.run_project(project, runtime_params, runner=runner_for(setting))
     stages = {stage: 0.0 for stage in STAGES} | quality.stage_seconds(node_seconds)
     roc_auc = {}
@@ -69,7 +72,7 @@ def run_setting(setting: str, workdir: Path, quick: bool, runtime_params: dict[s
     baseline = project / "data" / "08_reporting" / "baseline" / "seed_0" / "metrics.json"
     if baseline.exists():
         roc_auc["baseline"] = json.loads(baseline.read_text())["test"]["roc_auc"]
-    return {"setting": setting, "total_s": total, "stages": stages, "nodes": len(node_seconds), "roc_auc": roc_auc,
+    return {"setting": setting + (" (re-run)" if rerun else ""), "total_s": total, "stages": stages, "nodes": len(node_seconds), "roc_auc": roc_auc,
             "load_after": quality._load_average()}
 
 
@@ -107,6 +110,8 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, in order, of {', '.join(SETTINGS)}")
     parser.add_argument("--competitor", action="store_true", help="one CPU-bound process runs beside every setting")
     parser.add_argument("--quick", action="store_true", help="tiny models, 2 seeds, small generated data: a smoke run")
+    parser.add_argument("--rerun", action="store_true", help="after each setting, run it again in the same project "
+                        "(every seed finished: what re-running a finished main job costs)")
     parser.add_argument("--workdir", type=Path, default=None, help="project copies (default: a temp folder, removed)")
     parser.add_argument("--out", type=Path, default=None, help="Markdown report (default benchmarks/results/main_job[_busy].md)")
     args = parser.parse_args(argv)
@@ -130,6 +135,9 @@ def main(argv: list[str] | None = None) -> str:
             print(f"[main_job] {setting}: kedro run ...", flush=True)
             results.append(run_setting(setting, workdir, args.quick, runtime_params))
             print(f"[main_job] {setting}: {results[-1]['total_s']:.0f} s", flush=True)
+            if args.rerun:
+                results.append(run_setting(setting, workdir, args.quick, runtime_params, rerun=True))
+                print(f"[main_job] {setting} re-run: {results[-1]['total_s']:.0f} s", flush=True)
     finally:
         if competitor is not None:
             competitor.kill()
