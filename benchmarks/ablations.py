@@ -527,44 +527,60 @@ def _elapsed(results: Mapping[str, dict]) -> str:
     return f"; {span / 60:.1f} min from the first start to the last finish (runs overlapped)" if span < 0.95 * total else ""
 
 
+def summary_json(results: Mapping[str, dict]) -> dict[str, Any]:
+    """The report's numbers as JSON: per variant and track, per-seed and ensemble test metrics and the ensemble's
+    ROC-AUC change against the reference and the baseline with 95 % intervals (no per-row arrays)."""
+    reference = results["reference"]["tracks"]
+    baseline = reference.get("baseline")
+    summary: dict[str, Any] = {}
+    for variant, result, track, entry in variant_tracks(results):
+        row: dict[str, Any] = {"changed": variant.changed, "seeds": _seeds(entry), "per_seed": entry["per_seed"],
+                               "ensemble": entry["ensemble"], "best_epoch": entry.get("best_epoch"),
+                               "track_seconds": result.get("track_s", {}).get(track)}
+        comparisons = {"vs_baseline": baseline} if track != "baseline" else {}
+        if variant.name != "reference":
+            comparisons["vs_reference"] = {**reference[track], "test_prob": reference_on_seeds(reference[track], _seeds(entry))[1]}
+        for name, other in comparisons.items():
+            if other is not None and other.get("test_prob") is not None and other["test_idx"] == entry["test_idx"]:
+                point, low, high = paired_bootstrap(other["test_label"], other["test_prob"], entry["test_prob"])
+                row[f"ensemble_roc_auc_{name}"] = {"delta": point, "low": low, "high": high, "rounds": BOOTSTRAP_ROUNDS}
+        summary.setdefault(variant.name, {})[track] = row
+    return summary
+
+
 def log_to_mlflow(results: Mapping[str, dict], tracking_uri: str, experiment: str = "streamguard-ablations") -> list[str]:
-    """One MLflow run per (variant, track): what changed, test metrics (per-seed mean and the seed ensemble's), the
-    ensemble's ROC-AUC change against the reference and against the baseline with their 95 % intervals. Side by side
-    in the MLflow UI's compare view (``mlflow ui --backend-store-uri <tracking_uri>``). Returns the run ids."""
+    """One MLflow run per (variant, track) of :func:`summary_json`: what changed, test metrics (per-seed mean and the
+    seed ensemble's), the ensemble's ROC-AUC change against the reference and the baseline with their 95 % bounds.
+    Side by side in the MLflow UI's compare view (``mlflow ui --backend-store-uri <tracking_uri>``). Returns the run ids."""
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     found = client.get_experiment_by_name(experiment)
     experiment_id = found.experiment_id if found else client.create_experiment(experiment)
-    reference = results["reference"]["tracks"]
-    baseline = reference.get("baseline")
     run_ids = []
-    for variant, result, track, entry in variant_tracks(results):
-        run = client.create_run(experiment_id, run_name=f"{variant.name} / {track}",
-                                tags={"variant": variant.name, "track": track, "group": variant.group})
-        params = {"variant": variant.name, "track": track, "changed": variant.changed[:500], "seeds": len(entry["per_seed"]),
-                  "runtime_params": str(result.get("runtime_params", ""))[:500]}
-        for key, value in params.items():
-            client.log_param(run.info.run_id, key, value)
-        metrics = {f"test_{key}": _mean_std([m[key] for m in entry["per_seed"]])[0]
-                   for key in ("roc_auc", "pr_auc", "f1", "accuracy")}
-        if track != "baseline":
-            metrics["ensemble_test_roc_auc"] = entry["ensemble"]["roc_auc"]
-            comparisons = {"vs_baseline": baseline}
-            if variant.name != "reference":
-                _, ref_prob = reference_on_seeds(reference[track], _seeds(entry))
-                comparisons["vs_reference"] = {**reference[track], "test_prob": ref_prob}
-            for name, other in comparisons.items():
-                if other is None or other.get("test_prob") is None or other["test_idx"] != entry["test_idx"]:
-                    continue
-                point, low, high = paired_bootstrap(other["test_label"], other["test_prob"], entry["test_prob"])
-                metrics |= {f"ensemble_roc_auc_{name}": point, f"ensemble_roc_auc_{name}_low": low,
-                            f"ensemble_roc_auc_{name}_high": high}
-        metrics["wall_s"] = float(result.get("track_s", {}).get(track, 0.0))
-        for key, value in metrics.items():
-            client.log_metric(run.info.run_id, key, float(value))
-        client.set_terminated(run.info.run_id)
-        run_ids.append(run.info.run_id)
+    for variant_name, tracks in summary_json(results).items():
+        group = next(v.group for v in VARIANTS if v.name == variant_name)
+        for track, row in tracks.items():
+            run = client.create_run(experiment_id, run_name=f"{variant_name} / {track}",
+                                    tags={"variant": variant_name, "track": track, "group": group})
+            params = {"variant": variant_name, "track": track, "changed": row["changed"][:500], "seeds": len(row["per_seed"]),
+                      "runtime_params": str(results[variant_name].get("runtime_params", ""))[:500]}
+            for key, value in params.items():
+                client.log_param(run.info.run_id, key, value)
+            metrics = {f"test_{key}": _mean_std([m[key] for m in row["per_seed"]])[0]
+                       for key in ("roc_auc", "pr_auc", "f1", "accuracy")}
+            if track != "baseline":
+                metrics["ensemble_test_roc_auc"] = row["ensemble"]["roc_auc"]
+            for name in ("vs_baseline", "vs_reference"):
+                interval = row.get(f"ensemble_roc_auc_{name}")
+                if interval:
+                    metrics |= {f"ensemble_roc_auc_{name}": interval["delta"], f"ensemble_roc_auc_{name}_low": interval["low"],
+                                f"ensemble_roc_auc_{name}_high": interval["high"]}
+            metrics["wall_s"] = float(row["track_seconds"] or 0.0)
+            for key, value in metrics.items():
+                client.log_metric(run.info.run_id, key, float(value))
+            client.set_terminated(run.info.run_id)
+            run_ids.append(run.info.run_id)
     return run_ids
 
 
@@ -578,7 +594,7 @@ def build_report(args: argparse.Namespace, results: Mapping[str, dict], tok_stat
         f"{os.cpu_count()} CPU cores, Python {platform.python_version()}, torch {quality._torch_version()}, 1 torch thread",
         f"- Command: `python benchmarks/ablations.py {' '.join(sys.argv[1:])}` (variants may have run in earlier "
         "invocations sharing the work folder)",
-        f"- Data: {'Devign sample' if args.data == 'devign' else 'generated'}, reference runtime params "
+        f"- Data: {('Devign, every row of every split' if args.full else 'Devign sample') if args.data == 'devign' else 'generated'}, reference runtime params "
         f"`{reference['runtime_params']}`; train rows {rows}",
         f"- Seeds per variant: the `seeds` column (this invocation: {list(args.seeds)}); model settings: "
         + ("quick (tiny test configuration)" if args.quick else f"`--params {' '.join(args.params)}`" if args.params
@@ -766,6 +782,7 @@ def main(argv: Sequence[str] | None = None) -> str | None:
     if "reference" not in results:
         raise SystemExit(f"no reference result in {workdir}: run the `reference` variant first")
     report = quality.write_report(build_report(args, results, compute_tokenizer_stats(args, workdir)), args.out)
+    args.out.with_suffix(".json").write_text(json.dumps(summary_json(results), indent=1) + "\n", encoding="utf-8")
     if args.mlflow_uri:
         run_ids = log_to_mlflow(results, args.mlflow_uri)
         print(f"(logged {len(run_ids)} runs to {args.mlflow_uri}, experiment streamguard-ablations: "
