@@ -49,3 +49,12 @@ def test_the_run_hook_reads_the_parameter(monkeypatch):
     CpuThreadsHooks().before_pipeline_run({}, None, catalog)
     CpuThreadsHooks().before_pipeline_run({}, None, DataCatalog({"parameters": MemoryDataset({})}))
     assert seen == [3, "auto"]
+
+
+def test_busy_cores_is_measured_now_not_averaged():
+    from streamguard.runtime.threads import busy_cores
+
+    busy = busy_cores(0.1)
+    assert 0.0 <= busy <= (os.cpu_count() or 1) + 1e-9
+    threads, why = resolve_cpu_threads("auto", cores=os.cpu_count())
+    assert 1 <= threads <= (os.cpu_count() or 1) and "busy" in why

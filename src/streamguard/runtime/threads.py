@@ -4,8 +4,10 @@ With one other CPU-bound job on 2 cores, torch's two threads per op mostly wait 
 main job took over 50 minutes instead of 8, and a tiny-model step ran 25x slower with 2 threads than
 with 1. ``cpu_threads`` (conf/base/parameters.yml) chooses the count once per run:
 
-* ``auto``: the cores the machine has left, ``max(1, cores - round(1-minute load average))``: all of
-  them on an idle machine, one when another job keeps a core busy;
+* ``auto``: the cores the machine has left, ``max(1, cores - round(busy cores))``, where the busy
+  cores are measured over half a second when the run starts (psutil; the 1-minute load average
+  lags: right after another run it still counts that run's cores): all of them on an idle
+  machine, one when another job keeps a core busy;
 * an integer: exactly that many; ``0``: torch's own choice (one per core).
 
 It sets torch's intra-op and inter-op threads, and OMP/MKL/OpenBLAS variables for the processes the
@@ -23,13 +25,21 @@ logger = logging.getLogger(__name__)
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
+def busy_cores(seconds: float = 0.5) -> float:
+    """How many cores other work keeps busy right now (system-wide CPU use over ``seconds``)."""
+    import psutil
+
+    return psutil.cpu_percent(interval=seconds) / 100.0 * (psutil.cpu_count() or 1)
+
+
 def resolve_cpu_threads(setting: Any, cores: int | None = None, load: float | None = None) -> tuple[int, str]:
-    """(threads, why) for ``setting`` (``auto``, an int, or 0 = torch's choice: returned as 0)."""
+    """(threads, why) for ``setting`` (``auto``, an int, or 0 = torch's choice: returned as 0); ``load``: the busy
+    cores (measured when not given)."""
     cores = int(cores if cores is not None else (os.cpu_count() or 1))
     if setting in (None, "auto"):
-        load = float(load if load is not None else os.getloadavg()[0])
+        load = float(load if load is not None else busy_cores())
         threads = max(1, cores - round(load))
-        return threads, f"auto: {cores} cores, 1-minute load {load:.1f}"
+        return threads, f"auto: {cores} cores, {load:.1f} busy"
     try:
         threads = int(setting)
     except (TypeError, ValueError):
