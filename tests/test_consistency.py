@@ -43,15 +43,20 @@ def test_ensemble_older_than_the_checkpoints_is_stale() -> None:
     assert "threshold 0.35 belongs to other weights" in message and "`kedro run --pipelines ensemble`" in message
 
 
+def copy_of(project: Path, destination: Path) -> Path:
+    """A copy of a trained project (conf, data, src, pyproject.toml) that a test may change."""
+    for part in ("conf", "data", "src"):
+        shutil.copytree(project / part, destination / part)
+    shutil.copy(project / "pyproject.toml", destination)
+    return destination
+
+
 @pytest.mark.slow
 def test_scan_stops_on_a_stale_ensemble_threshold(full_run: Path, tmp_path: Path, capsys) -> None:
     """The README's own example used to score high-recall weights against the balanced threshold."""
     from streamguard.serving.scan import cli as scan_cli
 
-    project = tmp_path / "project"
-    for part in ("conf", "data", "src"):
-        shutil.copytree(full_run / part, project / part)
-    shutil.copy(full_run / "pyproject.toml", project)
+    project = copy_of(full_run, tmp_path / "project")
     metrics_path = project / "data/08_reporting/fusion/ensemble_metrics.json"
     metrics = json.loads(metrics_path.read_text())
     metrics["timestamp"] = "2000-01-01T00:00:00+00:00"  # as if the checkpoints were retrained after it
@@ -93,10 +98,7 @@ def test_switching_a_preset_and_back_reuses_what_was_trained(full_run: Path, tmp
 
     from conftest import run_kedro
 
-    project = tmp_path / "project"
-    for part in ("conf", "data", "src"):
-        shutil.copytree(full_run / part, project / part)
-    shutil.copy(full_run / "pyproject.toml", project)
+    project = copy_of(full_run, tmp_path / "project")
     metrics = project / "data/08_reporting/fusion/seed_0/metrics.json"
     balanced = json.loads(metrics.read_text())
 
