@@ -119,9 +119,9 @@ class NodeTimer:
 
 
 def stage_of(node_name: str) -> str:
-    """Group node names into stages: data_processing, baseline, transformer, gnn, fusion, ensemble."""
+    """Group node names into stages: data_processing, baseline, pretraining, transformer, gnn, fusion, ensemble."""
     head = node_name.split(".", 1)[0]
-    if head in ("baseline", *DEEP_TRACKS, "ensemble"):
+    if head in ("baseline", "pretraining", *DEEP_TRACKS, "ensemble"):
         return head
     if node_name.endswith("build_graphs"):
         return "gnn"
@@ -429,11 +429,9 @@ def duplicates_section(report: Mapping[str, Any], dropped_test: int, test_rows: 
 
 
 def timing_section(total: float, node_seconds: Mapping[str, float], seeds: Sequence[int]) -> list[str]:
-    stages: dict[str, float] = defaultdict(float)
-    for name, seconds in node_seconds.items():
-        stages[stage_of(name)] += seconds
+    stages = stage_seconds(node_seconds)
     lines = ["| stage | wall s |", "|---|---|"]
-    for stage in ("data_processing", "baseline", *DEEP_TRACKS, "ensemble"):
+    for stage in ("data_processing", "baseline", "pretraining", *DEEP_TRACKS, "ensemble"):
         if stage in stages:
             extra = f" ({len(seeds)} seeds)" if stage in DEEP_TRACKS else ""
             lines.append(f"| {stage}{extra} | {stages[stage]:.1f} |")

@@ -61,3 +61,17 @@ def test_quality_quick_runs_and_reports_baseline_and_published_numbers(tmp_path:
     text = partial.read_text()
     assert "| fusion | 0 | not finished in this run" in text and "| gnn, seed ensemble | 1 |" in text
     assert "## The kedro runs of this benchmark" in text
+
+
+def test_node_times_are_summed_per_stage():
+    import importlib.util
+    import sys
+
+    sys.path.insert(0, str(QUALITY.parent))
+    spec = importlib.util.spec_from_file_location("quality_under_test", QUALITY)
+    quality = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(quality)
+    seconds = {"load_and_validate": 2.0, "gnn.build_graphs": 5.0, "pretraining.pretrain": 60.0,
+               "transformer.seed_0.train": 30.0, "transformer.seed_1.train": 10.0, "ensemble.final_report": 1.0}
+    assert quality.stage_seconds(seconds) == {"data_processing": 2.0, "gnn": 5.0, "pretraining": 60.0,
+                                              "transformer": 40.0, "ensemble": 1.0}
