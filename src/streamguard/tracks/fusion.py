@@ -119,15 +119,11 @@ def lexical_branch(frames: Mapping[str, pd.DataFrame], baseline_params: Mapping[
     get out-of-fold log-odds (``folds``-fold cross-fitting at that C), valid rows the scorer's own.
     Computed once per data and settings in a process, so every fusion seed shares it.
     """
-    import hashlib
-    import json
-
     from streamguard.tracks.baseline import LexicalScorer, cross_fitted_margins
+    from streamguard.training.resume import fingerprint
 
-    digest = hashlib.sha256(json.dumps([dict(baseline_params or {}), int(folds)], sort_keys=True, default=str).encode())
-    for split in ("train", "valid"):
-        digest.update(pd.util.hash_pandas_object(frames[split][["idx", "func", "target"]], index=False).to_numpy().tobytes())
-    key = digest.hexdigest()
+    columns = ["idx", "func", "target"]
+    key = fingerprint(dict(baseline_params or {}), int(folds), frames["train"][columns], frames["valid"][columns])
     if key not in _LEXICAL_CACHE:
         scorer = LexicalScorer.fit(frames["train"], frames["valid"], baseline_params)
         train = cross_fitted_margins(frames["train"], scorer.c, baseline_params, folds=folds)
