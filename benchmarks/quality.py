@@ -137,11 +137,16 @@ def stage_seconds(node_seconds: Mapping[str, float]) -> dict[str, float]:
 
 
 def run_project(
-    project: Path, runtime_params: Mapping[str, Any], pipeline_names: Sequence[str] | None = None, runner: Any = None
+    project: Path,
+    runtime_params: Mapping[str, Any],
+    pipeline_names: Sequence[str] | None = None,
+    runner: Any = None,
+    namespaces: Sequence[str] | None = None,
 ) -> tuple[float, dict[str, float], dict[str, Any]]:
     """``kedro run`` in ``project`` (the ``__default__`` pipeline, or ``kedro run --pipeline a --pipeline b``
     for ``pipeline_names``); returns total wall seconds, seconds per node and the effective parameters
-    (after presets, conf/local and runtime params); ``runner``: a Kedro runner instance (default sequential).
+    (after presets, conf/local and runtime params); ``runner``: a Kedro runner instance (default sequential);
+    ``namespaces``: only those namespaces' nodes (``kedro run --namespaces``), e.g. one seed.
     Reused by ``benchmarks/ablations.py`` and ``benchmarks/main_job.py``."""
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
@@ -156,7 +161,11 @@ def run_project(
         with KedroSession.create(project_path=project, runtime_params=dict(runtime_params)) as session:
             session._hook_manager.register(timer._hooks())  # noqa: SLF001 (timing only; Kedro has no public API)
             params = session.load_context().params
-            session.run(pipeline_names=list(pipeline_names) if pipeline_names else None, runner=runner)
+            session.run(
+                pipeline_names=list(pipeline_names) if pipeline_names else None,
+                runner=runner,
+                namespaces=list(namespaces) if namespaces else None,
+            )
     finally:
         os.chdir(previous)
         os.environ.pop("MLFLOW_TRACKING_URI", None)
@@ -663,7 +672,7 @@ def main(argv: Sequence[str] | None = None) -> str:
     workdir.mkdir(parents=True, exist_ok=True)
     try:
         project = make_project_copy(workdir, local, refresh=resuming)
-        total, node_seconds, params = run_stages(project, runtime_params, args.jobs, args.threads)
+        total, node_seconds, params = run_stages(project, runtime_params, args.jobs, args.threads, args.seeds)
         results = collect(project, args.seeds)
         results["deltas"] = bootstrap_deltas(results)
         report = build_report(args, runtime_params, results, total, node_seconds, (load_before, _load_average()), params)
@@ -704,22 +713,40 @@ def mlflow_wall_seconds(project: Path) -> tuple[float, dict[str, float]]:
 
 # Stages of the default pipeline when --jobs 2: the transformer and gnn seeds need only the data
 # (and the gnn its graphs), so they train side by side; fusion needs both; the ensembles need all.
-PARALLEL_STAGES: tuple[tuple[tuple[str, ...], ...], ...] = (
-    (("data_processing", "baseline"),),
-    (("transformer",), ("gnn",)),
-    (("fusion",),),
-    (("ensemble",),),
+# A part is (pipelines, namespaces): namespaces (e.g. ``transformer.seed_1``) run only those seeds.
+StagePart = tuple[tuple[str, ...], tuple[str, ...] | None]
+PARALLEL_STAGES: tuple[tuple[StagePart, ...], ...] = (
+    ((("data_processing", "baseline"), None),),
+    ((("transformer",), None), (("gnn",), None)),
+    ((("fusion",), None),),
+    ((("ensemble",), None),),
 )
 
 
-def _run_stage_part(project: Path, runtime_params: Mapping[str, Any], pipelines: Sequence[str], threads: int):
-    """One ``kedro run --pipeline ...`` in a child process (spawned: a fresh interpreter per part)."""
+def parallel_stages(params: Mapping[str, Any], seeds: Sequence[int], jobs: int) -> tuple[tuple[StagePart, ...], ...]:
+    """The stages for ``--jobs`` > 1. A transformer that starts from the MLM-pretrained encoder
+    (``transformer.init_from: pretraining``) needs the pretraining pipeline first: pretraining runs
+    beside the gnn (similar lengths on the full split), then the transformer seeds split over the jobs."""
+    if params.get("transformer", {}).get("init_from") != "pretraining":
+        return PARALLEL_STAGES
+    seed_groups = [tuple(f"transformer.seed_{seed}" for seed in seeds[i::jobs]) for i in range(min(jobs, len(seeds)))]
+    return (
+        PARALLEL_STAGES[0],
+        ((("pretraining",), ("pretraining",)), (("gnn",), None)),  # its own nodes only: not data_processing again
+        tuple((("transformer",), group) for group in seed_groups),
+        *PARALLEL_STAGES[2:],
+    )
+
+
+def _run_stage_part(project: Path, runtime_params: Mapping[str, Any], part: StagePart, threads: int):
+    """One ``kedro run --pipeline ... [--namespaces ...]`` in a child process (spawned: a fresh interpreter per part)."""
     _die_with_parent()
     if threads > 0:
         import torch
 
         torch.set_num_threads(threads)
-    return run_project(project, runtime_params, pipelines)
+    pipelines, namespaces = part
+    return run_project(project, runtime_params, pipelines, namespaces=namespaces)
 
 
 def _die_with_parent() -> None:
@@ -734,7 +761,9 @@ def _die_with_parent() -> None:
         pass
 
 
-def run_stages(project: Path, runtime_params: Mapping[str, Any], jobs: int, threads: int) -> tuple[float, dict[str, float], dict[str, Any]]:
+def run_stages(
+    project: Path, runtime_params: Mapping[str, Any], jobs: int, threads: int, seeds: Sequence[int] = (0,)
+) -> tuple[float, dict[str, float], dict[str, Any]]:
     """``kedro run`` (jobs 1), or the :data:`PARALLEL_STAGES` with independent pipelines in parallel processes."""
     if jobs <= 1:
         return run_project(project, runtime_params)
@@ -742,10 +771,11 @@ def run_stages(project: Path, runtime_params: Mapping[str, Any], jobs: int, thre
     from concurrent.futures import ProcessPoolExecutor
 
     started, node_seconds, params = time.perf_counter(), {}, {}
-    for stage in PARALLEL_STAGES:
-        print(f"[quality] stage {' | '.join('+'.join(part) for part in stage)} ({time.strftime('%H:%M:%S')})", flush=True)
+    for stage in parallel_stages(project_params(project, runtime_params), seeds, jobs):
+        names = " | ".join("+".join(pipes) + (f" [{','.join(spaces)}]" if spaces else "") for pipes, spaces in stage)
+        print(f"[quality] stage {names} ({time.strftime('%H:%M:%S')})", flush=True)
         if len(stage) == 1:
-            _, seconds, params = run_project(project, runtime_params, stage[0])
+            _, seconds, params = run_project(project, runtime_params, stage[0][0], namespaces=stage[0][1])
             node_seconds |= seconds
             continue
         with ProcessPoolExecutor(max_workers=min(jobs, len(stage)), mp_context=multiprocessing.get_context("spawn")) as pool:

@@ -162,3 +162,22 @@ def test_pretraining_pipeline_writes_encoder_history_metrics_and_curves(train_fr
     assert metrics["corpus"]["total"] == 40 and metrics["best_valid_perplexity"] > 1
     assert catalog.load("pretraining.encoder")["track"] == "pretraining"
     assert (tmp_path / "figures" / "pretraining_curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_seeded_mlm_collate_works_outside_the_main_process(monkeypatch):
+    """Dask workers, Kedro's ParallelRunner and spawned pools are not the main process and not
+    DataLoader workers; transformers' collator refuses to seed itself there."""
+    import transformers.data.data_collator as collator_module
+
+    from streamguard.models.transformer import TokenizedDataset, make_mlm_collate, train_bpe_tokenizer
+
+    class Worker:
+        name = "SpawnProcess-1"
+
+    texts = [template.format(i=i) for i in range(4) for template in TEMPLATES]
+    tokenizer = train_bpe_tokenizer(texts, vocab_size=300)
+    dataset = TokenizedDataset(list(range(len(texts))), texts, [0] * len(texts), tokenizer, 48)
+    in_main = make_mlm_collate(tokenizer, 0.15, 8, seed=5)([dataset[i] for i in range(len(dataset))])
+    monkeypatch.setattr(collator_module.mp, "current_process", lambda: Worker())
+    in_worker = make_mlm_collate(tokenizer, 0.15, 8, seed=5)([dataset[i] for i in range(len(dataset))])
+    assert torch.equal(in_worker["mlm_labels"], in_main["mlm_labels"])  # same seeded masks wherever it runs

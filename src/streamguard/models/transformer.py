@@ -413,6 +413,11 @@ def make_mlm_collate(tokenizer: Any, mlm_probability: float = 0.15, pad_to_multi
     masker = DataCollatorForLanguageModeling(
         tokenizer, mlm=True, mlm_probability=float(mlm_probability), pad_to_multiple_of=pad_to_multiple_of, seed=seed
     )
+    if seed is not None:
+        # Seed the generator here: the collator's own lazy seeding refuses to run outside the main
+        # process unless inside a DataLoader worker, so a seeded collate would fail in a Dask worker,
+        # Kedro's ParallelRunner or any spawned pool process.
+        masker.generator = masker.get_generator(seed)
 
     def collate(items: list[dict]) -> dict[str, torch.Tensor]:
         batch = masker([{"input_ids": item["input_ids"]} for item in items])
