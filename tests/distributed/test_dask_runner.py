@@ -116,3 +116,41 @@ def test_local_dask_cluster_reproduces_the_sequential_metrics(full_run: Path, tm
     assert run.data.metrics["gnn.seed_1.test.f1"] == pytest.approx(seed_metrics["test"]["f1"])
     assert client.get_metric_history(run.info.run_id, "transformer.seed_0.curve.valid_f1")
     assert run.data.params["fusion.preset"] == "fusion_balanced"  # logged by kedro-mlflow in the driver
+
+
+def _identity(value):
+    return value
+
+
+def test_each_seed_chain_prefers_its_own_worker_and_the_chains_spread(tmp_path: Path) -> None:
+    """Every chain starts from one shared node; by data locality alone Dask queued them all on the
+    worker holding its result, so two workers ran the main job no faster than one."""
+    from distributed import Client, LocalCluster
+    from kedro.io import DataCatalog, MemoryDataset
+    from kedro.pipeline import Pipeline, node, pipeline
+
+    from streamguard.runners import DaskRunner
+    from streamguard.runners.dask_runner import spread_chains
+
+    chain = Pipeline([node(_identity, "data", "first", name="first"), node(_identity, "first", "result", name="last")])
+    seeds = [pipeline(chain, namespace=f"track.seed_{seed}", inputs={"data": "data"}) for seed in range(4)]
+    whole = Pipeline([node(_identity, "raw", "data", name="load")]) + sum(seeds, Pipeline([]))
+
+    preferred = spread_chains(whole.nodes, ["a", "b"])
+    assert {n.namespace: w for n, w in preferred.items()} == {
+        "track.seed_0": "a", "track.seed_1": "b", "track.seed_2": "a", "track.seed_3": "b"}
+    assert not any(n.namespace is None for n in preferred) and spread_chains(whole.nodes, ["only"]) == {}
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None)
+    try:
+        with Client(cluster):
+            pass
+        runner = DaskRunner(address=cluster.scheduler_address)
+        catalog = DataCatalog({"raw": MemoryDataset(1)})
+        outputs = runner.run(whole, catalog)
+    finally:
+        cluster.close()
+    assert set(outputs) == {f"track.seed_{seed}.result" for seed in range(4)}
+    worker_of = {name.split(".last")[0]: address for name, address in runner.placements.items() if name.endswith(".last")}
+    # Both workers ran chains (Dask may still steal a queued task for an idle worker: a preference, not a pin).
+    assert len(worker_of) == 4 and len(set(worker_of.values())) == 2
