@@ -2,6 +2,7 @@
 
     python benchmarks/lines.py --data-dir ../shared/data/juliet_c_cpp_1.3_functions      # machine-sized run
     python benchmarks/lines.py --data-dir DIR --quick --out /tmp/lines.md                # smoke run (tests)
+    python benchmarks/lines.py --line-supervision 1.0 --methods attention,gradient_x_input,supervised  # + line head
 
 1. **Models**: one model per track (transformer, gnn, fusion; ``--seeds`` per track) trained
    through the project's track recipes (``streamguard.tracks``) with the project's default
@@ -19,6 +20,11 @@
    among the k highest-ranked, IFA = clean lines ranked above the first flawed one (LineVul). Beside
    them: the lexical heuristic and random order (exact expectations), with 95 % bootstrap intervals
    over functions, and paired intervals of each method's Top-1 minus random's and minus lexical's.
+4. **Line supervision** (``--line-supervision W`` > 0): the transformer is trained with its line
+   head (``transformer.line_supervision: W``) on the flawed lines of the vulnerable *train*
+   functions (the same ``juliet_lines`` mapping; valid and test labels never reach training), and
+   the line-score method ``supervised`` reads that head (for fusion, its transformer branch's).
+   Its transformer and fusion checkpoints are cached apart (``*_ls<W>_seed_*.pt``); the GNN's is shared.
 
 Results: ``--out`` (Markdown, default ``benchmarks/results/lines_juliet.md``), the same numbers as
 JSON next to it, and an HTML page of a few test functions shaded by line score.
@@ -78,20 +84,27 @@ def load_split(data_dir: Path, split: str) -> pd.DataFrame:
     return pd.DataFrame([{key: row.get(key) for key in columns} for row in read_rows(path)])
 
 
-def clean_sample(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+def clean_sample(frame: pd.DataFrame, n: int, seed: int, flaw_lines: bool = False) -> pd.DataFrame:
     """Clean rows (role bad/good, no label conflict), one per anonymised text, seeded sample of ``n``."""
     clean = frame[frame["role"].isin(CLEAN_ROLES) & ~frame["label_conflict"].astype(bool)]
     clean = clean.drop_duplicates("anon_sha1")
     if len(clean) > n:
         clean = clean.sample(n=n, random_state=seed)
-    return model_frame(clean)
+    return model_frame(clean, flaw_lines)
 
 
-def model_frame(rows: pd.DataFrame) -> pd.DataFrame:
-    """What the track recipes read: idx, func (the anonymised text), target."""
-    return pd.DataFrame(
+def model_frame(rows: pd.DataFrame, flaw_lines: bool = False) -> pd.DataFrame:
+    """What the track recipes read: idx, func (the anonymised text), target; with ``flaw_lines``, the
+    flawed lines of ``func_anon`` of each vulnerable row (empty when clean or when they do not map)."""
+    frame = pd.DataFrame(
         {"idx": np.arange(len(rows)), "func": rows["func_anon"].tolist(), "target": rows["target"].astype(int).tolist(), "id": rows["id"].tolist()}
     )
+    if flaw_lines:
+        frame["flaw_lines"] = [
+            sorted(anon_flaw_lines(row.func, row.func_anon)[0] or ()) if int(row.target) == 1 else []
+            for row in rows.itertuples(index=False)
+        ]
+    return frame
 
 
 def line_eval_functions(test: pd.DataFrame, n: int, seed: int) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -141,10 +154,22 @@ def project_parameters(overrides: Mapping[str, Any]) -> dict[str, Any]:
     return {name: deep_merge(params[name], overrides.get(name, {})) for name in ("transformer", "gnn", "fusion", "graphs")}
 
 
+def checkpoint_names(line_supervision: float) -> dict[str, str]:
+    """File stem per track in the work directory: the line-supervised transformer (and the fusion
+    model built on it) apart from the plain ones; the GNN does not depend on it."""
+    suffix = f"_ls{line_supervision:g}" if line_supervision > 0 else ""
+    return {"transformer": f"transformer{suffix}", "gnn": "gnn", "fusion": f"fusion{suffix}"}
+
+
 def train_models(
-    frames: Mapping[str, pd.DataFrame], params: Mapping[str, Any], seeds: Sequence[int], workdir: Path, log: Any
+    frames: Mapping[str, pd.DataFrame],
+    params: Mapping[str, Any],
+    seeds: Sequence[int],
+    workdir: Path,
+    log: Any,
+    names: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, list[dict]], dict[str, float]]:
-    """Per track, one checkpoint per seed (trained now, or reused from ``workdir``), and training seconds."""
+    """Per track, one checkpoint per seed (trained now, or reused from ``workdir`` under ``names``), and training seconds."""
     from streamguard.tracks.fusion import train_fusion
     from streamguard.tracks.gnn import build_split_graphs, train_gnn
     from streamguard.tracks.transformer import train_transformer
@@ -156,7 +181,7 @@ def train_models(
     seconds: dict[str, float] = {track: 0.0 for track in TRACKS}
     for seed in seeds:
         for track in TRACKS:
-            path = workdir / f"{track}_seed_{seed}.pt"
+            path = workdir / f"{(names or {}).get(track, track)}_seed_{seed}.pt"
             if path.exists():
                 checkpoints[track].append(safe_torch_load(path))
                 continue
@@ -362,7 +387,14 @@ def build_report(
         f"{info['valid_rows']} valid functions. Training seconds: "
         + ", ".join(f"{track} {seconds:.0f}" for track, seconds in info["train_seconds"].items())
         + ("" if any(info["train_seconds"].values()) else " (checkpoints reused from the work directory)")
-        + ".",
+        + "."
+        + (
+            f" Line supervision: the transformer (and fusion's transformer branch) trained with its line head, weight "
+            f"{info['line_supervision']:g}, on the flawed lines of {info['train_flaw_functions']} vulnerable train functions "
+            f"(Juliet `FLAW` comments of the train split only, mapped onto `func_anon`; valid and test labels never reach "
+            f"training); `supervised` ranks lines by that head."
+            if info.get("line_supervision") else ""
+        ),
         "",
         f"Line labels: {lines['functions']} vulnerable test functions (unseen functional variants, one per anonymised "
         f"text) whose flawed lines come from Juliet's `FLAW` / `POTENTIAL FLAW` comments, mapped exactly onto "
@@ -466,6 +498,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--examples", type=int, default=4, help="test functions in the HTML page of shaded lines")
     parser.add_argument("--scan-functions", type=int, default=600, help="test functions scanned to measure --lines cost (0: skip)")
     parser.add_argument("--scan-lines", type=int, default=3, help="K of the --lines K scan")
+    parser.add_argument(
+        "--line-supervision", type=float, default=0.0,
+        help="weight of the transformer's token-level line loss on the train split's FLAW lines (0: off); > 0 also evaluates the 'supervised' method",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny models and samples: a smoke run")
     args = parser.parse_args(argv)
     if args.quick:
@@ -490,26 +526,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     tracks = [t for t in args.tracks.split(",") if t.strip()]
     wanted = {m for m in args.methods.split(",") if m.strip()}
-    methods = {t: [m for m in METHODS[t] if not wanted or m in wanted] for t in tracks}
+    supervised = args.line_supervision > 0
+    if "supervised" in wanted and not supervised:
+        raise SystemExit("--methods supervised needs --line-supervision > 0 (it reads the transformer's line head)")
+    methods = {t: [m for m in METHODS[t] if (not wanted or m in wanted) and (m != "supervised" or supervised)] for t in tracks}
     settings = {"train": args.train, "valid": args.valid, "seeds": seeds, "overrides": overrides, "data": str(args.data_dir.resolve())}
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     workdir = args.workdir or Path(tempfile.gettempdir()) / f"streamguard_lines_{digest}"
     workdir = workdir / digest if args.workdir else workdir
     workdir.mkdir(parents=True, exist_ok=True)
-    out = args.out or PROJECT_ROOT / "benchmarks" / "results" / f"lines_juliet{'_quick' if args.quick else ''}.md"
+    stem = f"lines_juliet{'_supervised' if supervised else ''}{'_quick' if args.quick else ''}"
+    out = args.out or PROJECT_ROOT / "benchmarks" / "results" / f"{stem}.md"
 
     log(f"reading {args.data_dir}")
     splits = {split: load_split(args.data_dir, split) for split in ("train", "valid", "test")}
     frames = {
-        "train": clean_sample(splits["train"], args.train, seed=0),
+        # Only the train split's flaw lines are read, and only when the line head is trained.
+        "train": clean_sample(splits["train"], args.train, seed=0, flaw_lines=supervised),
         "valid": clean_sample(splits["valid"], args.valid, seed=1),
         "test": clean_sample(splits["test"], args.test, seed=2),
     }
     functions, selection = line_eval_functions(splits["test"], args.line_functions, seed=3)
     if functions.empty:
         raise SystemExit("no vulnerable test function with FLAW comments that maps onto func_anon")
-    params = project_parameters(overrides)
-    checkpoints, train_seconds = train_models(frames, params, seeds, workdir, log)
+    # The work directory is keyed without the line-supervision weight: checkpoint names tell them apart.
+    model_overrides = deep_merge(overrides, {"transformer": {"line_supervision": args.line_supervision}}) if supervised else overrides
+    params = project_parameters(model_overrides)
+    checkpoints, train_seconds = train_models(frames, params, seeds, workdir, log, checkpoint_names(args.line_supervision))
     detection = {}
     for track in tracks:
         log(f"detection metrics: {track}")
@@ -526,7 +569,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "platform": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
         "threads": torch.get_num_threads(),
         "seeds": seeds,
-        "overrides": overrides,
+        "overrides": model_overrides,
+        "line_supervision": args.line_supervision,
+        "train_flaw_functions": int(sum(1 for lines in frames["train"].get("flaw_lines", []) if len(lines))),
         "train_rows": len(frames["train"]),
         "train_vulnerable": int(frames["train"]["target"].sum()),
         "valid_rows": len(frames["valid"]),

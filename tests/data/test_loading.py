@@ -164,3 +164,27 @@ def test_validate_records_shares_checks_with_generated_rows():
     empty_accepted, empty_rejects = validate_records([], "train")
     assert list(empty_accepted.columns) == list(ACCEPTED_COLUMNS)
     assert list(empty_rejects.columns) == list(REJECT_COLUMNS)
+
+
+def test_flaw_lines_are_kept_checked_and_survive_parquet(tmp_path):
+    """Rows may name their flawed lines (the transformer's line supervision learns from them)."""
+    import pandas as pd
+
+    from streamguard.tracks.transformer import _flaw_lines
+
+    func = "int f(int *p) {\n  p[9] = 1;\n  return 0;\n}"
+    lines = [
+        {**GOOD, "idx": 1, "func": func, "flaw_lines": [2]},
+        {**GOOD, "idx": 2, "func": func, "target": 0},  # none named: no known line
+        {**GOOD, "idx": 3, "func": func, "flaw_lines": [2, 2, 3]},  # duplicates collapse
+        {**GOOD, "idx": 4, "func": func, "flaw_lines": [9]},  # past the function's 4 lines
+        {**GOOD, "idx": 5, "func": func, "flaw_lines": "2"},  # not a list
+    ]
+    accepted, rejects = read_jsonl(write_lines(tmp_path / "t.jsonl", lines), "train")
+    assert list(rejects["reason"]) == ["invalid_field:flaw_lines"] * 2
+    assert "4 lines" in rejects["detail"].iloc[0]
+    assert accepted["flaw_lines"].tolist() == [[2], None, [2, 3]]
+    accepted.to_parquet(tmp_path / "t.parquet")
+    assert _flaw_lines(pd.read_parquet(tmp_path / "t.parquet")) == [[2], [], [2, 3]]
+    plain, _ = read_jsonl(write_lines(tmp_path / "plain.jsonl", [GOOD]), "train")
+    assert list(plain.columns) == list(ACCEPTED_COLUMNS)  # data without flaw lines keeps its columns (and fingerprints)

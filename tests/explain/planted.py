@@ -101,3 +101,8 @@ def juliet_style_rows(n: int, seed: int, split: str) -> list[dict]:
             }
         )
     return rows
+
+
+def with_flaw_lines(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the ``flaw_lines`` column line supervision reads: the planted line of vulnerable rows."""
+    return frame.assign(flaw_lines=[[int(line)] if target else [] for line, target in zip(frame["planted_line"], frame["target"])])

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from .planted import juliet_style_rows
 
@@ -84,7 +85,8 @@ def test_quick_benchmark_reports_every_method_beside_random_and_lexical(juliet_d
     rows = {(row["track"], row["method"]): row for row in results["lines"]["rows"]}
     from streamguard.explain import METHODS
 
-    expected = {("random", "expected"), ("lexical", "heuristic")} | {(t, m) for t in METHODS for m in METHODS[t]}
+    # `supervised` only with --line-supervision (it reads the line head): test below.
+    expected = {("random", "expected"), ("lexical", "heuristic")} | {(t, m) for t in METHODS for m in METHODS[t] if m != "supervised"}
     assert set(rows) == expected
     test_rows = juliet_style_rows(40, 13, "test")
     vulnerable = [row for row in test_rows if row["target"] == 1][:12]
@@ -102,3 +104,40 @@ def test_quick_benchmark_reports_every_method_beside_random_and_lexical(juliet_d
     assert "| transformer | integrated_gradients |" in report and "## Detection on the test sample" in report
     page = out.with_name(out.stem + "_examples.html").read_text()
     assert "flaw" in page and "rgba(220, 50, 47" in page
+
+
+def test_quick_benchmark_with_line_supervision_trains_on_train_flaw_lines_only(juliet_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    import lines as benchmark
+
+    from streamguard.tracks import transformer as transformer_track
+
+    seen: list[pd.DataFrame] = []
+    original = transformer_track.train_transformer
+
+    def recording(train, valid, params, **kwargs):
+        seen.append(train)
+        assert "flaw_lines" not in valid and params["line_supervision"] == 0.5
+        return original(train, valid, params, **kwargs)
+
+    monkeypatch.setattr(transformer_track, "train_transformer", recording)
+    out, work = tmp_path / "lines.md", tmp_path / "work"
+    argv = ["--quick", "--data-dir", str(juliet_dir), "--out", str(out), "--workdir", str(work), "--scan-functions", "0"]
+    with pytest.raises(SystemExit, match="--line-supervision"):
+        benchmark.main([*argv, "--methods", "attention,supervised"])
+    assert benchmark.main([*argv, "--line-supervision", "0.5", "--methods", "attention,supervised"]) == 0
+    results = json.loads(out.with_suffix(".json").read_text())
+    rows = {(row["track"], row["method"]) for row in results["lines"]["rows"]}
+    assert {("transformer", "supervised"), ("fusion", "supervised"), ("transformer", "attention"), ("fusion", "attention")} <= rows
+    # Every vulnerable train row carries its planted line (the FLAW comment mapped onto func_anon); nothing else does.
+    train = seen[0]
+    vulnerable = train["target"] == 1
+    assert results["info"]["train_flaw_functions"] == int(vulnerable.sum()) > 0
+    assert all(len(lines) == 1 for lines in train.loc[vulnerable, "flaw_lines"])
+    assert not any(len(lines) for lines in train.loc[~vulnerable, "flaw_lines"])
+    by_text = {row["func_anon"]: row["planted_line"] for row in juliet_style_rows(160, 11, "train")}
+    assert all(lines == [by_text[func]] for func, lines in zip(train.loc[vulnerable, "func"], train.loc[vulnerable, "flaw_lines"]))
+    # The line-supervised checkpoints are cached apart from the plain ones; the GNN's is shared.
+    names = {path.name for path in work.rglob("*.pt")}
+    assert {"transformer_ls0.5_seed_0.pt", "fusion_ls0.5_seed_0.pt", "gnn_seed_0.pt"} <= names
+    assert "transformer_seed_0.pt" not in names
+    assert "weight 0.5" in out.read_text()

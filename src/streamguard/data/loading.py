@@ -41,6 +41,9 @@ _ACCEPTED_DTYPES: dict[str, object] = {
 }
 _REJECT_DTYPES: dict[str, object] = {"split": str, "line": "int64", "reason": str, "detail": str, "raw": str}
 ACCEPTED_COLUMNS = tuple(_ACCEPTED_DTYPES)
+# Optional per row: the 1-based lines of ``func`` that hold the flaw (e.g. from Juliet's FLAW comments);
+# the transformer's line supervision (transformer.line_supervision) learns from them.
+FLAW_LINES = "flaw_lines"
 REJECT_COLUMNS = tuple(_REJECT_DTYPES)
 RAW_PREVIEW_CHARS = 200
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -109,7 +112,21 @@ def _frame(rows: list[dict], dtypes: dict[str, object]) -> pd.DataFrame:
 
 
 def _accepted_frame(rows: list[dict]) -> pd.DataFrame:
-    return _frame(rows, _ACCEPTED_DTYPES)
+    frame = _frame(rows, _ACCEPTED_DTYPES)
+    # Only when some row names its flawed lines: data without them keeps exactly its old columns.
+    if any(row.get(FLAW_LINES) is not None for row in rows):
+        frame[FLAW_LINES] = pd.Series([row.get(FLAW_LINES) for row in rows], dtype=object)
+    return frame
+
+
+def _parse_flaw_lines(value: object, func: str) -> list[int] | None:
+    """``flaw_lines``: distinct 1-based line numbers of ``func`` (sorted), or None when not such a list."""
+    if not isinstance(value, list) or not all(isinstance(line, int) and not isinstance(line, bool) for line in value):
+        return None
+    n_lines = len(func.splitlines()) or 1
+    if not all(1 <= line <= n_lines for line in value):
+        return None
+    return sorted(set(value))
 
 
 def _rejects_frame(rows: list[dict]) -> pd.DataFrame:
@@ -178,6 +195,16 @@ def validate_records(
                 "(a lone \\uD800-\\uDFFF escape); it cannot be stored as UTF-8",
             )
             continue
+        flaw_lines = None
+        if value.get(FLAW_LINES) is not None:
+            flaw_lines = _parse_flaw_lines(value[FLAW_LINES], func)
+            if flaw_lines is None:
+                reject(
+                    line, value, f"invalid_field:{FLAW_LINES}",
+                    f"{FLAW_LINES}={_short(value[FLAW_LINES])}, expected a list of 1-based line numbers of func "
+                    f"(it has {len(func.splitlines())} lines)",
+                )
+                continue
         if idx in seen_idx:
             reject(line, value, "duplicate_idx", f"idx={idx} first seen on line {seen_idx[idx]}")
             continue
@@ -191,6 +218,7 @@ def validate_records(
                 "commit_id": _optional_text(value.get("commit_id")),
                 "split": split,
                 "line": line,
+                FLAW_LINES: flaw_lines,
             }
         )
     return _accepted_frame(accepted), _rejects_frame(rejects)

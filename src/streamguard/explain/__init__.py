@@ -5,7 +5,8 @@ May import: tracks, models, graphs, training, data, evaluation, runtime, config.
 * :mod:`~streamguard.explain.lines`: exact character/byte -> line mapping (``\\n``, ``\\r\\n``, ``\\r``),
   token and node scores summed per line, ranking;
 * :mod:`~streamguard.explain.transformer`: attention (LineVul), Integrated Gradients and
-  gradient x input (Captum) over the tokens;
+  gradient x input (Captum) over the tokens, occlusion of whole lines, and ``supervised``: the
+  line head of a transformer trained with ``line_supervision`` > 0;
 * :mod:`~streamguard.explain.gnn`: node attributions with PyG's ``torch_geometric.explain``
   (CaptumExplainer, GNNExplainer) mapped to lines through the graph nodes' source spans;
 * :mod:`~streamguard.explain.fusion`: both branches through the fusion head, combined by the

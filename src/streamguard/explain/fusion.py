@@ -13,10 +13,13 @@ How the branches are combined (documented in the README, "Which lines?"):
 
 A lexical branch (the TF-IDF log-odds) is held fixed like the other branch and ranks no lines.
 
-``attention`` and ``occlusion`` use the transformer branch only (the GNN has no attention to read,
-and occluding a line's graph nodes would need the function re-parsed); ``occlusion`` runs through
-the fusion head with the GNN's pooled vector held fixed. A fusion model without a transformer
-branch falls back to ``integrated_gradients`` for them.
+``attention``, ``occlusion`` and ``supervised`` use the transformer branch only (the GNN has no
+attention to read nor a line head, and occluding a line's graph nodes would need the function
+re-parsed); ``occlusion`` runs through the fusion head with the GNN's pooled vector held fixed.
+``supervised`` reads the line head of the transformer branch (a branch trained with
+``line_supervision`` > 0; the fusion head plays no part in it). A fusion model without a
+transformer branch falls back to ``integrated_gradients`` for ``attention`` and ``occlusion`` and
+refuses ``supervised``.
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ from streamguard.explain.gnn import gnn_line_scores_one, graph_with_spans, singl
 from streamguard.explain.lines import normalise
 from streamguard.explain.transformer import DEFAULT_IG_STEPS, encode_with_offsets, transformer_line_scores_one
 
-FUSION_METHODS = ("integrated_gradients", "gradient_x_input", "attention", "occlusion")
-TRANSFORMER_ONLY = ("attention", "occlusion")  # methods read from the transformer branch alone
+FUSION_METHODS = ("integrated_gradients", "gradient_x_input", "attention", "occlusion", "supervised")
+TRANSFORMER_ONLY = ("attention", "occlusion", "supervised")  # methods read from the transformer branch alone
 
 
 def branch_shares(head: Any, parts: dict[str, Any], order: list[str]) -> dict[str, float]:
@@ -75,6 +78,10 @@ def fusion_line_scores_one(
         raise ValueError(f"fusion line-score method must be one of {FUSION_METHODS}, got {method!r}")
     order = list(model.branches)
     transformer, gnn = model.encoders["transformer"] if "transformer" in order else None, model.encoders["gnn"] if "gnn" in order else None
+    if method == "supervised":
+        if transformer is None:
+            raise ValueError("line-score method 'supervised' reads the transformer branch's line head: this fusion model has no transformer branch")
+        return transformer_line_scores_one(transformer, tokenizer, max_length, code, method, steps)
     parts: dict[str, Any] = {}
     with torch.no_grad():
         if transformer is not None:

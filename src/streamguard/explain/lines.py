@@ -12,57 +12,11 @@ get ``NaN``: "no evidence", ranked after every scored line by :func:`rank_lines`
 
 from __future__ import annotations
 
-import bisect
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
-
-
-@dataclass(frozen=True)
-class LineIndex:
-    """Character offsets of every line of one piece of source."""
-
-    code: str
-    starts: tuple[int, ...]  # character offset where each line starts
-    ends: tuple[int, ...]  # character offset where each line's text ends (before its line break)
-
-    @classmethod
-    def of(cls, code: str) -> LineIndex:
-        starts, ends = [0], []
-        for match in _LINE_BREAK.finditer(code):
-            ends.append(match.start())
-            starts.append(match.end())
-        ends.append(len(code))
-        return cls(code, tuple(starts), tuple(ends))
-
-    @property
-    def num_lines(self) -> int:
-        return len(self.starts)
-
-    def line_text(self, line: int) -> str:
-        """Text of 1-based ``line`` without its line break."""
-        return self.code[self.starts[line - 1] : self.ends[line - 1]]
-
-    def lines(self) -> list[str]:
-        return [self.code[start:end] for start, end in zip(self.starts, self.ends)]
-
-    def line_of_char(self, offset: int) -> int:
-        """1-based line holding character ``offset`` (a line break belongs to the line it ends)."""
-        if not 0 <= offset <= len(self.code):
-            raise ValueError(f"offset {offset} outside 0..{len(self.code)}")
-        return bisect.bisect_right(self.starts, offset)
-
-    def line_of_span(self, start: int, end: int) -> int | None:
-        """Line of the first non-whitespace character in ``code[start:end]``; None for whitespace only."""
-        text = self.code[start:end]
-        stripped = len(text) - len(text.lstrip())
-        if stripped == len(text):
-            return None
-        return self.line_of_char(start + stripped)
+from streamguard.data.source_lines import LineIndex, token_lines  # noqa: F401  (re-exported: the line mapping lives in data/)
 
 
 def char_offsets_from_bytes(code: str) -> np.ndarray:
@@ -78,21 +32,23 @@ def char_offsets_from_bytes(code: str) -> np.ndarray:
     return np.asarray(offsets, dtype=np.int64)
 
 
-def token_lines(code: str, offsets: Sequence[tuple[int, int]]) -> list[int | None]:
-    """Line (1-based) of each token from a fast tokenizer's ``offset_mapping``; None for special
-    tokens (empty offsets) and whitespace-only tokens."""
-    index = LineIndex.of(code)
-    return [None if end <= start else index.line_of_span(int(start), int(end)) for start, end in offsets]
+def aggregate_to_lines(
+    num_lines: int, item_lines: Sequence[int | None], item_scores: Sequence[float], reduce: str = "sum"
+) -> np.ndarray:
+    """Sum (``reduce="max"``: maximum) of item (token / node) scores per line; lines no item reaches are NaN.
 
-
-def aggregate_to_lines(num_lines: int, item_lines: Sequence[int | None], item_scores: Sequence[float]) -> np.ndarray:
-    """Sum item (token / node) scores per line; lines no item reaches are NaN."""
+    Attributions add up over a line's tokens; a per-token probability (the transformer's supervised
+    line head) does not, so it takes the line's most confident token instead.
+    """
+    if reduce not in ("sum", "max"):
+        raise ValueError(f"reduce must be 'sum' or 'max', got {reduce!r}")
+    combine = max if reduce == "max" else (lambda a, b: a + b)
     scores = np.full(num_lines, np.nan)
     for line, score in zip(item_lines, item_scores):
         if line is None or not np.isfinite(score):
             continue
         position = line - 1
-        scores[position] = float(score) if np.isnan(scores[position]) else scores[position] + float(score)
+        scores[position] = float(score) if np.isnan(scores[position]) else combine(scores[position], float(score))
     return scores
 
 

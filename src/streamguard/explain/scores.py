@@ -23,6 +23,8 @@ METHODS: dict[str, tuple[str, ...]] = {
 # Per track, the method scan and the served model use unless told otherwise: the best Top-1 on the
 # Juliet line benchmark (benchmarks/results/lines_juliet.md), which is also among the cheapest.
 # For fusion that is its transformer branch's attention (0.43 vs 0.34 for the combined gradients).
+# `supervised` ranks best when a checkpoint has a line head (trained with transformer.line_supervision > 0:
+# benchmarks/results/lines_juliet_supervised.md) but most checkpoints have none, so it is never the default.
 DEFAULT_METHODS = {"transformer": "attention", "gnn": "gradient_x_input", "fusion": "attention"}
 
 

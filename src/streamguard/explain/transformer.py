@@ -18,6 +18,11 @@
   reviewer asks ("without this line, is the function still flagged?"), where attention and
   gradients describe the model's inner state.
 
+* ``supervised``: the line head a transformer trained with ``line_supervision`` > 0 carries (a
+  per-token "on a flawed line" logit learned from line labels, e.g. Juliet's FLAW comments on the
+  training split); a line's score is the highest sigmoid over its tokens. It is what the model was
+  taught to answer, not a reading of the classifier, and needs a checkpoint with that head.
+
 Tokens map to lines through the fast tokenizer's character offsets
 (:func:`streamguard.explain.lines.token_lines`), so the mapping is exact for the project's BPE
 tokenizer and for any RoBERTa-family tokenizer from Hugging Face.
@@ -34,7 +39,7 @@ import numpy as np
 
 from streamguard.explain.lines import LineIndex, aggregate_to_lines, token_lines
 
-TRANSFORMER_METHODS = ("attention", "integrated_gradients", "gradient_x_input", "occlusion")
+TRANSFORMER_METHODS = ("attention", "integrated_gradients", "gradient_x_input", "occlusion", "supervised")
 OCCLUSION_BATCH = 16  # ablated copies of a function per forward pass
 DEFAULT_IG_STEPS = 16
 _ATTENTION_LOCK = threading.Lock()
@@ -79,6 +84,21 @@ def attention_token_scores(classifier: Any, input_ids: Any, attention_mask: Any)
         raise RuntimeError(f"{type(encoder).__name__} returned no attention weights")
     total = torch.stack([layer[0] for layer in attentions]).sum(dim=(0, 1, 2))  # layers, heads, queries
     return total.float().numpy()
+
+
+def supervised_token_scores(classifier: Any, input_ids: Any, attention_mask: Any) -> np.ndarray:
+    """The line head's probability that each token is on a flawed line: [T]."""
+    import torch
+
+    if getattr(classifier, "line_head", None) is None:
+        raise ValueError(
+            "line-score method 'supervised' needs a transformer trained with a line head: set "
+            "transformer.line_supervision > 0 (conf/base/parameters_transformer.yml) and train on rows that carry "
+            "flaw_lines; this checkpoint has none (use attention, integrated_gradients, gradient_x_input or occlusion)"
+        )
+    with torch.no_grad():
+        logits = classifier.token_line_logits({"input_ids": input_ids, "attention_mask": attention_mask})
+    return torch.sigmoid(logits[0].float()).numpy()
 
 
 def gradient_token_scores(
@@ -176,6 +196,9 @@ def transformer_line_scores_one(
     input_ids, attention_mask, offsets = encode_with_offsets(tokenizer, code, max_length)
     if method == "attention":
         token_scores = attention_token_scores(model, input_ids, attention_mask)
+    elif method == "supervised":  # probabilities: a line is as flawed as its most confident token
+        scores = supervised_token_scores(model, input_ids, attention_mask)
+        return aggregate_to_lines(index.num_lines, token_lines(code, offsets), scores, reduce="max")
     else:
         logits_of_cls = head or (lambda cls: model.head(model.dropout(cls)))
 

@@ -216,9 +216,16 @@ class TransformerClassifier(nn.Module):
     features (:mod:`streamguard.models.code_features`) go through Linear(10, H), are concatenated
     with the CLS vector, and Linear(2H, H) -> ReLU -> Dropout gives the vector the head (and
     fusion, through ``encode``) sees.
+
+    With ``line_supervision`` > 0, a line head Linear(H, 1) gives every token of the last layer a
+    "this token is on a flawed line" logit. While training on batches that carry ``line_labels``
+    ([B, T]: 1 flawed line, 0 other line, -100 unknown), ``forward`` returns
+    ``{"logits", "auxiliary_loss"}`` with ``line_supervision`` x the tokens' BCE, which the shared
+    loop adds to the classification loss; otherwise it returns the logits alone. Without it there
+    is no line head at all, so the model (and its state dict) is exactly the plain classifier.
     """
 
-    def __init__(self, encoder: nn.Module, dropout: float = 0.1, code_features: bool = False) -> None:
+    def __init__(self, encoder: nn.Module, dropout: float = 0.1, code_features: bool = False, line_supervision: float = 0.0) -> None:
         super().__init__()
         self.encoder = encoder
         hidden = int(encoder.config.hidden_size)
@@ -234,24 +241,73 @@ class TransformerClassifier(nn.Module):
         self.head = nn.Sequential(
             nn.Linear(hidden, hidden // 2), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden // 2, 2)
         )
+        if line_supervision < 0:
+            raise ValueError(f"line_supervision is a loss weight (0 = off), got {line_supervision}")
+        self.line_supervision = float(line_supervision)
+        # Created last, and only when on: the other layers draw the same initial weights either way.
+        self.line_head = nn.Linear(hidden, 1) if self.line_supervision > 0 else None
 
-    def encode(self, batch: Mapping[str, Any]) -> torch.Tensor:
-        """The CLS (first token) vector of the last layer, merged with the code features when on: [B, H]."""
-        output = self.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        cls = output.last_hidden_state[:, 0]
+    def _encode_tokens(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(last hidden states [B, T, H], the vector the head sees [B, H]): one encoder pass for both heads."""
+        hidden = self.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        cls = hidden[:, 0]
         if not self.uses_code_features:
-            return cls
+            return hidden, cls
         if "code_features" not in batch:
             raise ValueError("this transformer was trained with code_features: build its batches with them (TokenizedDataset(code_features=...))")
         features = self.code_projection(batch["code_features"].to(cls.dtype))
-        return self.code_merge(torch.cat([cls, features], dim=-1))
+        return hidden, self.code_merge(torch.cat([cls, features], dim=-1))
 
-    def forward(self, batch: Mapping[str, Any]) -> torch.Tensor:
-        return self.head(self.dropout(self.encode(batch)))
+    def encode(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        """The CLS (first token) vector of the last layer, merged with the code features when on: [B, H]."""
+        return self._encode_tokens(batch)[1]
+
+    def token_line_logits(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        """The line head's per-token logits [B, T] ("this token is on a flawed line")."""
+        if self.line_head is None:
+            raise ValueError(
+                "this transformer has no line head: train it with transformer.line_supervision > 0 on rows "
+                "that carry flaw_lines (the line-score method 'supervised' reads that head)"
+            )
+        hidden, _ = self._encode_tokens(batch)
+        return self.line_head(hidden).squeeze(-1)
+
+    def forward(self, batch: Mapping[str, Any]) -> torch.Tensor | dict[str, torch.Tensor]:
+        hidden, vector = self._encode_tokens(batch)
+        logits = self.head(self.dropout(vector))
+        if self.line_head is None or not self.training or "line_labels" not in batch:
+            return logits
+        token_loss = line_token_loss(self.line_head(hidden).squeeze(-1), batch["line_labels"])
+        return {"logits": logits, "auxiliary_loss": self.line_supervision * token_loss}
+
+
+def line_token_loss(token_logits: torch.Tensor, line_labels: torch.Tensor) -> torch.Tensor:
+    """Mean BCE over the tokens with a known label (``line_labels`` >= 0); zero, still attached to the
+    graph (so every parameter gets a gradient, as data parallel wants), when the batch has none."""
+    import torch.nn.functional as F
+
+    known = line_labels >= 0
+    if not bool(known.any()):
+        return token_logits.float().sum() * 0.0
+    return F.binary_cross_entropy_with_logits(token_logits.float()[known], line_labels[known].float())
+
+
+def token_line_labels(code: str, offsets: Sequence[tuple[int, int]], flawed: Iterable[int]) -> list[int]:
+    """Per token: 1 on a flawed line, 0 on another line, -100 for special and whitespace tokens
+    (token -> line exactly as the line scores map it: :func:`streamguard.data.source_lines.token_lines`)."""
+    from streamguard.data.source_lines import token_lines
+
+    flawed_set = {int(line) for line in flawed}
+    return [-100 if line is None else int(line in flawed_set) for line in token_lines(code, offsets)]
 
 
 class TokenizedDataset(Dataset):
-    """Functions tokenised once (truncated, unpadded); padding happens per batch in the collate."""
+    """Functions tokenised once (truncated, unpadded); padding happens per batch in the collate.
+
+    ``flaw_lines`` (optional, one list per row: 1-based flawed lines of the text, empty when clean
+    or unknown) adds per-token ``line_labels`` for the line head (:func:`token_line_labels`); only
+    vulnerable rows with known lines get labels, every other row's tokens are -100 (ignored).
+    """
 
     def __init__(
         self,
@@ -261,17 +317,33 @@ class TokenizedDataset(Dataset):
         tokenizer: Any,
         max_length: int,
         code_features: Any = None,
+        flaw_lines: Sequence[Sequence[int]] | None = None,
     ) -> None:
         if not (len(idx) == len(texts) == len(labels)):
             raise ValueError(f"idx, texts and labels differ in length: {len(idx)}, {len(texts)}, {len(labels)}")
+        if flaw_lines is not None and len(flaw_lines) != len(idx):
+            raise ValueError(f"{len(flaw_lines)} flaw-line lists for {len(idx)} functions")
+        if flaw_lines is not None and not getattr(tokenizer, "is_fast", False):
+            raise ValueError("line supervision needs a fast tokenizer (character offsets to map tokens to lines)")
         self.idx = [int(i) for i in idx]
         self.labels = [int(label) for label in labels]
-        encoded = tokenizer([str(text) for text in texts], truncation=True, max_length=int(max_length), padding=False) if len(texts) else {"input_ids": []}
+        texts = [str(text) for text in texts]
+        offsets = flaw_lines is not None
+        encoded = (
+            tokenizer(texts, truncation=True, max_length=int(max_length), padding=False, return_offsets_mapping=offsets)
+            if len(texts) else {"input_ids": [], "offset_mapping": []}
+        )
         self.input_ids: list[list[int]] = [list(ids) for ids in encoded["input_ids"]]
         self.lengths = [len(ids) for ids in self.input_ids]
         self.code_features = None if code_features is None else torch.as_tensor(code_features, dtype=torch.float32)
         if self.code_features is not None and len(self.code_features) != len(self.idx):
             raise ValueError(f"{len(self.code_features)} code feature rows for {len(self.idx)} functions")
+        self.line_labels: list[list[int]] | None = None
+        if flaw_lines is not None:
+            self.line_labels = [
+                token_line_labels(text, spans, lines) if label == 1 and len(lines) else [-100] * len(spans)
+                for text, spans, lines, label in zip(texts, encoded["offset_mapping"], flaw_lines, self.labels)
+            ]
 
     def __len__(self) -> int:
         return len(self.idx)
@@ -280,6 +352,8 @@ class TokenizedDataset(Dataset):
         item = {"idx": self.idx[position], "input_ids": self.input_ids[position], "label": self.labels[position]}
         if self.code_features is not None:
             item["code_features"] = self.code_features[position]
+        if self.line_labels is not None:
+            item["line_labels"] = self.line_labels[position]
         return item
 
 
@@ -296,6 +370,8 @@ def make_token_collate(pad_id: int, pad_to_multiple_of: int | None = 8) -> Calla
         }
         if items and "code_features" in items[0]:
             batch["code_features"] = torch.stack([item["code_features"] for item in items])
+        if items and "line_labels" in items[0]:
+            batch["line_labels"] = pad_token_batch([item["line_labels"] for item in items], -100, pad_to_multiple_of)[0]
         return batch
 
     return collate
@@ -338,7 +414,11 @@ def export_transformer(model: TransformerClassifier, tokenizer: Any, backbone_in
     del exported["encoder_state_dict"]  # the classifier's state dict holds the encoder's weights
     return {
         **exported,
-        "head_config": {"dropout": model.dropout_p, "hidden_size": model.embedding_dim, "code_features": model.uses_code_features},
+        "head_config": {
+            "dropout": model.dropout_p, "hidden_size": model.embedding_dim, "code_features": model.uses_code_features,
+            # Only with a line head, so a model trained without one exports exactly as before.
+            **({"line_supervision": model.line_supervision} if model.line_head is not None else {}),
+        },
         "state_dict": _cpu_state(model),
     }
 
@@ -359,7 +439,12 @@ def rebuild_transformer(exported: Mapping[str, Any]) -> tuple[TransformerClassif
     """Inverse of :func:`export_transformer`: same architecture, weights and tokenizer, no download."""
     encoder, tokenizer = rebuild_encoder(exported)
     head = exported.get("head_config", {})
-    model = TransformerClassifier(encoder, dropout=float(head.get("dropout", 0.1)), code_features=bool(head.get("code_features", False)))
+    model = TransformerClassifier(
+        encoder,
+        dropout=float(head.get("dropout", 0.1)),
+        code_features=bool(head.get("code_features", False)),
+        line_supervision=float(head.get("line_supervision", 0.0)),  # absent: trained without a line head
+    )
     model.load_state_dict(exported["state_dict"])
     return model.eval(), tokenizer
 

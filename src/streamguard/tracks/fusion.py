@@ -73,6 +73,10 @@ def _branch_inputs(
         if frozen:
             return transformer_embeddings(checkpoint, frame), None
         model, tokenizer, max_length = load_transformer(checkpoint)
+        if getattr(model, "line_head", None) is not None:
+            # Fusion's loss never reaches a line head (line_supervision): kept as trained, and out of
+            # data-parallel gradient reduction, which fails on parameters that get no gradient.
+            model.line_head.requires_grad_(False)
         if pad_to_multiple_of == "checkpoint":
             pad_to_multiple_of = checkpoint["config"]["training"].get("pad_to_multiple_of")
         collate = make_token_collate(tokenizer.pad_token_id, pad_to_multiple_of)

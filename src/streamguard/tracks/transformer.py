@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -19,9 +20,13 @@ from streamguard.tracks.common import (
     train_config,
 )
 
+logger = logging.getLogger(__name__)
+FLAW_LINES_COLUMN = "flaw_lines"  # optional per-row list of 1-based flawed lines of ``func`` (line supervision)
 
-def _token_dataset(frame: pd.DataFrame, tokenizer: Any, max_length: int, code_features: bool = False):
-    """Tokenised rows of ``frame``, with the 10 hand-crafted code features when the model uses them."""
+
+def _token_dataset(frame: pd.DataFrame, tokenizer: Any, max_length: int, code_features: bool = False, line_labels: bool = False):
+    """Tokenised rows of ``frame``, with the 10 hand-crafted code features when the model uses them,
+    and per-token line labels from its ``flaw_lines`` column when ``line_labels``."""
     from streamguard.models.transformer import TokenizedDataset
 
     features = None
@@ -29,9 +34,35 @@ def _token_dataset(frame: pd.DataFrame, tokenizer: Any, max_length: int, code_fe
         from streamguard.models.code_features import code_feature_matrix
 
         features = code_feature_matrix(frame["func"].tolist())
+    flaw_lines = _flaw_lines(frame) if line_labels else None
     return TokenizedDataset(
-        frame["idx"].tolist(), frame["func"].tolist(), frame["target"].tolist(), tokenizer, max_length, features
+        frame["idx"].tolist(), frame["func"].tolist(), frame["target"].tolist(), tokenizer, max_length, features, flaw_lines
     )
+
+
+def _flaw_lines(frame: pd.DataFrame) -> list[list[int]]:
+    """The ``flaw_lines`` column as lists of ints (missing column or a missing value: no known line)."""
+    if FLAW_LINES_COLUMN not in frame:
+        return [[] for _ in range(len(frame))]
+    return [[int(line) for line in lines] if isinstance(lines, (list, tuple)) or hasattr(lines, "__array__") else []
+            for lines in frame[FLAW_LINES_COLUMN].tolist()]
+
+
+def line_supervision_weight(params: Mapping[str, Any], train: pd.DataFrame) -> float:
+    """``line_supervision`` when it can act: > 0 and some vulnerable training row carries flaw lines
+    (else 0, with a warning when it was asked for: the model is then the plain classifier)."""
+    weight = float(params.get("line_supervision", 0.0) or 0.0)
+    if weight <= 0:
+        return 0.0
+    known = sum(1 for lines, target in zip(_flaw_lines(train), train["target"].tolist()) if lines and int(target) == 1)
+    if not known:
+        logger.warning(
+            "transformer.line_supervision=%s has no effect: no vulnerable training row carries %r (the model gets no line head)",
+            weight, FLAW_LINES_COLUMN,
+        )
+        return 0.0
+    logger.info("line supervision: weight %s on %d vulnerable training functions with known flawed lines", weight, known)
+    return weight
 
 
 @data_parallel_track
@@ -61,16 +92,23 @@ def train_transformer(
     from streamguard.training import fit, seed_everything
 
     config = train_config(params, seed)
+    line_supervision = line_supervision_weight(params, train)
     init_from = params.get("init_from")
     if init_from == "pretraining" and pretrained is None:
         raise FileNotFoundError(
             "transformer.init_from=pretraining needs the pretrained encoder (data/06_models/pretraining/encoder.pt): "
             "run `kedro run --pipeline pretraining` first, or set transformer.init_from=null."
         )
+    extra_config = {}
+    if init_from:  # a state trained from another pretrained encoder must not be resumed
+        extra_config["pretrained_encoder"] = [pretrained.get("config_hash"), pretrained.get("created_at")]
+    if line_supervision:  # nor one trained on other flaw lines
+        from streamguard.training.resume import fingerprint
+
+        extra_config["flaw_lines"] = fingerprint(pd.DataFrame({"idx": train["idx"].tolist(), "lines": [str(lines) for lines in _flaw_lines(train)]}))
     identity = {
         "track": "transformer", "seed": seed, "params": params, "data": {"train": train, "valid": valid},
-        # A state trained from another pretrained encoder must not be resumed.
-        "extra_config": {"pretrained_encoder": [pretrained.get("config_hash"), pretrained.get("created_at")]} if init_from else None,
+        "extra_config": extra_config or None,
     }
     reused = reuse_finished(resume, on_epoch_end=on_epoch_end, **identity)
     if reused is not None:
@@ -89,9 +127,12 @@ def train_transformer(
             vocab_size=int(params.get("vocab_size", 8000)),
             max_length=int(params["max_length"]),
         )
-    model = TransformerClassifier(encoder, dropout=float(params["dropout"]), code_features=bool(params.get("code_features", False)))
+    model = TransformerClassifier(
+        encoder, dropout=float(params["dropout"]), code_features=bool(params.get("code_features", False)), line_supervision=line_supervision
+    )
     max_length = int(info["max_length"])
-    train_set = _token_dataset(train, tokenizer, max_length, model.uses_code_features)
+    # Only the training rows' flaw lines are read: validation stays plain classification.
+    train_set = _token_dataset(train, tokenizer, max_length, model.uses_code_features, line_labels=model.line_head is not None)
     valid_set = _token_dataset(valid, tokenizer, max_length, model.uses_code_features)
     collate = make_token_collate(tokenizer.pad_token_id, config.pad_to_multiple_of)
     data = {"train": train, "valid": valid}

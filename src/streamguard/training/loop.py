@@ -2,6 +2,9 @@
 
 A track brings a Dataset, a ``collate_fn`` returning ``{"labels", "idx", ...model inputs}`` and a
 model with ``forward(batch) -> logits [B, 2]``, ``encode(batch) -> [B, D]`` and ``embedding_dim``.
+While training, ``forward`` may instead return ``{"logits", "auxiliary_loss"}`` (an extra objective
+the model weighs itself, e.g. the transformer's token-level line supervision): the loop adds that
+loss to the classification loss and records its mean as ``train_auxiliary_loss``.
 The loop owns everything else: seeding, batching, AdamW + warmup schedule, accumulation, AMP,
 clipping, EMA, non-finite detection, validation, best-epoch selection, early stopping, collapse
 detection (:mod:`streamguard.training.collapse`), and a
@@ -47,7 +50,7 @@ from streamguard.training.components import (
 from streamguard.training.config import TrainConfig
 from streamguard.training.distributed import DataParallel
 from streamguard.training.predict import validate_epoch
-from streamguard.training.losses import build_loss
+from streamguard.training.losses import build_loss, split_output
 from streamguard.training.seeding import capture_rng_state, epoch_seed, restore_rng_state, seed_everything
 from streamguard.training.weighting import apply_triple_weighting_guard
 
@@ -138,6 +141,7 @@ class _Trainer:
         accumulation = config.gradient_accumulation_steps
         n_batches = len(loader)
         loss_sum, loss_samples, samples, tokens, has_tokens = 0.0, 0, 0, 0, False
+        auxiliary_sum, has_auxiliary = 0.0, False
         group_is_bad = False
         step_in_epoch = 0
         self.optimizer.zero_grad(set_to_none=True)
@@ -155,13 +159,18 @@ class _Trainer:
                 tokens += int(batch["attention_mask"].sum())
             last_of_group = batch_index + 1 == group_start + group_size
             with self._no_sync(not last_of_group), autocast_context(self.device, self.amp):
-                logits = self.train_model(batch)
+                logits, auxiliary = split_output(self.train_model(batch))
             loss = self.criterion(logits.float(), labels)
+            if auxiliary is not None:
+                has_auxiliary = True
+                loss = loss + auxiliary.float()
             loss_value = float(loss.detach())
             if math.isfinite(loss_value):
                 self.scaler.scale(loss / group_size).backward()
                 loss_sum += loss_value * batch_size
                 loss_samples += batch_size
+                if auxiliary is not None:
+                    auxiliary_sum += float(auxiliary.detach()) * batch_size
                 if batch_index % 10 == 0:
                     bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
             else:
@@ -172,12 +181,17 @@ class _Trainer:
                 group_is_bad = False
         bar.close()
         if self.parallel is not None:  # the whole global batch's numbers, the same in every process
-            loss_sum, loss_samples, samples, tokens = self.parallel.sum(loss_sum, loss_samples, samples, tokens)
-        return {
+            loss_sum, loss_samples, samples, tokens, auxiliary_sum = self.parallel.sum(
+                loss_sum, loss_samples, samples, tokens, auxiliary_sum
+            )
+        stats = {
             "train_loss": loss_sum / loss_samples if loss_samples else float("nan"),
             "samples": samples,
             "tokens": tokens if has_tokens else -1,
         }
+        if has_auxiliary:  # part of train_loss; recorded apart to see what the extra objective costs
+            stats["train_auxiliary_loss"] = auxiliary_sum / loss_samples if loss_samples else float("nan")
+        return stats
 
     def _no_sync(self, skip: bool):
         return self.parallel.no_sync(self.train_model, skip) if self.parallel is not None else contextlib.nullcontext()
@@ -373,6 +387,7 @@ def fit(
         record: dict[str, Any] = {
             "epoch": epoch,
             "train_loss": train_stats["train_loss"],
+            **({"train_auxiliary_loss": train_stats["train_auxiliary_loss"]} if "train_auxiliary_loss" in train_stats else {}),
             **valid_stats,
             "lr": float(optimizer.param_groups[0]["lr"]),
             "optimizer_steps": trainer.optimizer_steps,

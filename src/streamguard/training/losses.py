@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import torch
@@ -74,3 +74,29 @@ def build_loss(config: TrainConfig, train_labels: Sequence[int] | torch.Tensor |
             logger.warning("label_smoothing=%s is ignored by the focal loss", config.label_smoothing)
         return FocalLoss(config.focal_gamma, weights)
     return nn.CrossEntropyLoss(weight=weights, label_smoothing=config.label_smoothing)
+
+
+def split_output(output: torch.Tensor | Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(logits, auxiliary loss or None) of a model's forward.
+
+    A model gives its logits, or, while training with an auxiliary objective, a mapping
+    ``{"logits", "auxiliary_loss"}`` (the transformer's token-level line supervision): the one
+    training loop adds that loss to the classification loss, so an extra objective needs no second loop.
+    """
+    if isinstance(output, Mapping):
+        return output["logits"], output.get("auxiliary_loss")
+    return output, None
+
+
+class WithAuxiliaryLoss(nn.Module):
+    """``criterion(logits, labels)`` plus the model's auxiliary loss, for callers that hand a model's
+    raw output to a criterion (the learning-rate range test)."""
+
+    def __init__(self, criterion: nn.Module) -> None:
+        super().__init__()
+        self.criterion = criterion
+
+    def forward(self, output: torch.Tensor | Mapping[str, torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
+        logits, auxiliary = split_output(output)
+        loss = self.criterion(logits.float(), targets)
+        return loss if auxiliary is None else loss + auxiliary.float()

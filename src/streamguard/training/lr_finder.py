@@ -49,7 +49,7 @@ def range_test(
     from torch_lr_finder import LRFinder, TrainDataLoaderIter
 
     from streamguard.training.components import dataset_labels, default_param_groups, resolve_device
-    from streamguard.training.losses import build_loss
+    from streamguard.training.losses import WithAuxiliaryLoss, build_loss
 
     class DictBatches(TrainDataLoaderIter):
         def inputs_labels_from_batch(self, batch_data):
@@ -58,7 +58,7 @@ def range_test(
     probe = _with_lr(config, START_LR)
     device = resolve_device(config.device)
     labels = dataset_labels(train_dataset, collate_fn) if config.class_weighting == "balanced" else None
-    criterion = build_loss(probe, labels).to(device)
+    criterion = WithAuxiliaryLoss(build_loss(probe, labels)).to(device)  # a model may add an auxiliary loss
     groups = [dict(group, lr=START_LR) for group in (param_groups or default_param_groups(model, probe))]
     optimizer = torch.optim.AdamW(groups, lr=START_LR, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(int(config.seed))
