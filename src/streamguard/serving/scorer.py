@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -139,9 +138,9 @@ class EnsembleScorer:
 
     @property
     def default_line_method(self) -> str:
-        from streamguard.explain import DEFAULT_METHODS
+        from streamguard.explain import default_method
 
-        return DEFAULT_METHODS[self.track]
+        return default_method(self.track, self.checkpoints)
 
     def line_scores(self, codes: Sequence[str], method: str | None = None) -> list[np.ndarray]:
         """Per function, a score per source line (``streamguard.explain``; NaN: no evidence), from
@@ -153,6 +152,8 @@ class EnsembleScorer:
             return ensemble_line_scores(self.checkpoints, list(codes), method)
 
     def _seed_logits(self, checkpoint: Mapping[str, Any], codes: list[str], graphs: list | None) -> np.ndarray:
+        import pandas as pd
+
         from streamguard.tracks.logits import checkpoint_logits
 
         frame = pd.DataFrame({"idx": np.arange(len(codes)), "func": codes, "target": np.zeros(len(codes), dtype=np.int64)})
@@ -175,21 +176,40 @@ class EnsembleScorer:
 
 
 def load_scorer(project_dir: str | Path = ".", track: str = "fusion", model_uri: str | None = None) -> EnsembleScorer:
-    """The scorer for ``track`` from a Kedro project's catalog (or an MLflow model URI)."""
+    """The scorer for ``track`` from a Kedro project's catalog (or an MLflow model URI).
+
+    The first scan of a project resolves the catalog with Kedro and remembers where the track's
+    artefacts are (``streamguard.serving.scan_index``); later scans with the same conf read them
+    directly, without importing Kedro. Either way the same files are read and checked.
+    """
     if model_uri:
         import mlflow
 
         return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().scorer  # warmed up by load_context
+    from streamguard.serving import scan_index
+
+    project_dir = Path(project_dir).resolve()
+    if not (project_dir / "conf").is_dir():
+        raise ScorerUnavailableError(f"{project_dir} is not a StreamGuard project (no conf/); pass --project-dir")
+    loaded = scan_index.load_indexed(project_dir, track)
+    if loaded is None:
+        loaded = _load_with_kedro(project_dir, track)
+    checkpoints, threshold = loaded
+    return EnsembleScorer(
+        track, checkpoints, threshold, description=f"{track} ensemble of {len(checkpoints)} seed(s) from {project_dir}"
+    ).warm_up()
+
+
+def _load_with_kedro(project_dir: Path, track: str) -> tuple[list[dict], float]:
+    """The track's checkpoints and threshold through the project's catalog; remembers their paths for next time."""
     # Before Kedro is imported: its default logging prints INFO lines on stdout, where the report goes.
     os.environ.setdefault("KEDRO_LOGGING_CONFIG", str(Path(__file__).with_name("scan") / "quiet_logging.yml"))
     warnings.filterwarnings("ignore", category=UserWarning, module=r"(kedro|kedro_mlflow|mlflow)(\.|$)")
     from kedro.framework.startup import bootstrap_project
 
     from streamguard.config.project import configured_seeds
+    from streamguard.serving import scan_index
 
-    project_dir = Path(project_dir).resolve()
-    if not (project_dir / "conf").is_dir():
-        raise ScorerUnavailableError(f"{project_dir} is not a StreamGuard project (no conf/); pass --project-dir")
     bootstrap_project(project_dir)
     # From inside the project: its relative paths (data/) must resolve there, not in the directory
     # the user scans from.
@@ -202,10 +222,11 @@ def load_scorer(project_dir: str | Path = ".", track: str = "fusion", model_uri:
                 f"no trained {track} checkpoints in {project_dir}/data/06_models for seeds {seeds}. "
                 f"Train them with `kedro run` (or `kedro run --pipeline {track}`) first."
             )
-        threshold = _validation_threshold(catalog, track, checkpoints)
-    return EnsembleScorer(
-        track, checkpoints, threshold, description=f"{track} ensemble of {len(checkpoints)} seed(s) from {project_dir}"
-    ).warm_up()
+        name = f"{track}.ensemble_metrics"
+        metrics = catalog.load(name) if catalog.exists(name) else None
+        threshold = validation_threshold(track, checkpoints, metrics, f"{name} ({catalog.get(name)._describe().get('filepath')})")
+        scan_index.remember(project_dir, track, catalog, seeds, len(checkpoints))
+    return checkpoints, threshold
 
 
 def _project_catalog(project_dir: Path) -> Any:
@@ -222,18 +243,17 @@ def _project_catalog(project_dir: Path) -> Any:
     return settings.DATA_CATALOG_CLASS.from_config(catalog=loader["catalog"])
 
 
-def _validation_threshold(catalog: Any, track: str, checkpoints: Sequence[Mapping[str, Any]]) -> float:
+def validation_threshold(track: str, checkpoints: Sequence[Mapping[str, Any]], metrics: Mapping[str, Any] | None, where: str) -> float:
     """The ensemble's validation-chosen threshold; 0.5 (with a warning) before any ensemble run.
 
     Stops (``StaleArtefactError``) when the seeds' checkpoints mix configurations or the ensemble
-    metrics predate them: their threshold would belong to other weights.
+    metrics predate them: their threshold would belong to other weights. ``where`` names the
+    metrics artefact (catalog name and file) in that message.
     """
     from streamguard.serving.consistency import check_track_artefacts
 
-    name = f"{track}.ensemble_metrics"
-    metrics = catalog.load(name) if catalog.exists(name) else None
-    check_track_artefacts(track, checkpoints, metrics, f"{name} ({catalog.get(name)._describe().get('filepath')})")
+    check_track_artefacts(track, checkpoints, metrics, where)
     if metrics is not None:
         return float(metrics["best_threshold_by_f1"])
-    logger.warning("%s not found: using threshold 0.5. Run `kedro run --pipeline ensemble` for a validation-chosen one.", name)
+    logger.warning("%s.ensemble_metrics not found: using threshold 0.5. Run `kedro run --pipeline ensemble` for a validation-chosen one.", track)
     return 0.5
