@@ -160,3 +160,26 @@ def test_fusion_fine_tuning_a_supervised_branch_keeps_its_line_head(supervised_m
     assert torch.equal(tuned["line_head.weight"], trained["line_head.weight"])
     assert not torch.equal(tuned["encoder.embeddings.word_embeddings.weight"], trained["encoder.embeddings.word_embeddings.weight"])
     assert load_fusion(fusion).encoders["transformer"].line_head is not None
+
+
+@pytest.mark.parametrize("track", ["transformer", "fusion"])
+def test_scan_uses_the_line_head_by_default_and_accepts_it_by_name(supervised_models, planted_models, planted_test, track, tmp_path, monkeypatch, capsys) -> None:
+    """Seed ensembles with a line head score lines with it unless told otherwise; without one the default stays."""
+    import json
+
+    from streamguard.explain import default_method
+    from streamguard.serving.scan import cli as scan_cli
+    from streamguard.serving.scorer import EnsembleScorer
+
+    vulnerable = _vulnerable(planted_test).head(2)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "planted.c").write_text("\n".join(vulnerable["func"].tolist()) + "\n")
+    monkeypatch.chdir(tmp_path)
+    scorer = EnsembleScorer(track, [supervised_models[track]], 0.5)
+    for argv in (["src", "--format", "json", "--lines", "1"], ["src", "--format", "json", "--lines", "1", "--line-method", "supervised"]):
+        assert scan_cli.main(argv, scorer_factory=lambda *_: scorer) == scan_cli.EXIT_FLAGGED
+        document = json.loads(capsys.readouterr().out)
+        assert document["summary"]["line_scores"]["method"] == "supervised"
+        assert [f["lines"][0]["text"] for f in document["functions"]] == ["planted_sink(s);"] * 2
+    assert default_method(track, [planted_models[track]]) == "attention"  # no line head: the track's default
+    assert default_method(track, [supervised_models[track], planted_models[track]]) == "attention"  # not every seed has one

@@ -23,6 +23,7 @@ from streamguard.explain.scores import (
     METHODS,
     LineScore,
     check_method,
+    default_method,
     ensemble_line_scores,
     top_lines,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "LineIndex",
     "LineScore",
     "check_method",
+    "default_method",
     "ensemble_line_scores",
     "lexical_line_scores",
     "random_expected_ifa",

@@ -23,9 +23,26 @@ METHODS: dict[str, tuple[str, ...]] = {
 # Per track, the method scan and the served model use unless told otherwise: the best Top-1 on the
 # Juliet line benchmark (benchmarks/results/lines_juliet.md), which is also among the cheapest.
 # For fusion that is its transformer branch's attention (0.43 vs 0.34 for the combined gradients).
-# `supervised` ranks best when a checkpoint has a line head (trained with transformer.line_supervision > 0:
-# benchmarks/results/lines_juliet_supervised.md) but most checkpoints have none, so it is never the default.
+# `supervised` ranks best where it exists (a line head, trained with transformer.line_supervision > 0:
+# benchmarks/results/lines_juliet_supervised.md), so it is the default of every seed ensemble that has one
+# (:func:`default_method`).
 DEFAULT_METHODS = {"transformer": "attention", "gnn": "gradient_x_input", "fusion": "attention"}
+
+
+def has_line_head(checkpoint: Mapping[str, Any]) -> bool:
+    """Whether a transformer checkpoint (or a fusion checkpoint's transformer branch) carries a line head."""
+    if checkpoint.get("track") == "fusion":
+        branch = checkpoint.get("model", {}).get("branch_checkpoints", {}).get("transformer")
+        return branch is not None and has_line_head(branch)
+    return checkpoint.get("track") == "transformer" and "line_supervision" in checkpoint.get("model", {}).get("head_config", {})
+
+
+def default_method(track: str, checkpoints: Sequence[Mapping[str, Any]] = ()) -> str:
+    """The method scan and the served model use unless told: ``supervised`` when every seed has a line
+    head, else the track's :data:`DEFAULT_METHODS` entry."""
+    if checkpoints and all(has_line_head(checkpoint) for checkpoint in checkpoints):
+        return "supervised"
+    return DEFAULT_METHODS[track]
 
 
 @dataclass(frozen=True)
@@ -87,7 +104,7 @@ def ensemble_line_scores(
     if not checkpoints:
         raise ValueError("no checkpoints to explain")
     track = checkpoints[0]["track"]
-    method = check_method(track, method)
+    method = check_method(track, method or default_method(track, checkpoints))
     if method == "lexical":
         return [lexical_line_scores(code) for code in codes]
     results = []

@@ -44,7 +44,7 @@ EXIT_CODES = {
 DEFAULT_BATCH_SIZE = 1024
 PROGRESS_MIN_FILES = 20  # below this a bar is noise
 DEFAULT_LINES = 3  # top lines shown per flagged function (--lines)
-LINE_METHODS = ("attention", "integrated_gradients", "gradient_x_input", "occlusion", "gnnexplainer", "lexical")
+LINE_METHODS = ("attention", "integrated_gradients", "gradient_x_input", "occlusion", "gnnexplainer", "supervised", "lexical")
 
 
 class Scorer(Protocol):
