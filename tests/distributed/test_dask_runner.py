@@ -122,10 +122,16 @@ def _identity(value):
     return value
 
 
-def test_each_seed_chain_prefers_its_own_worker_and_the_chains_spread(tmp_path: Path) -> None:
+def _torch_threads(_):
+    import torch
+
+    return torch.get_num_threads()
+
+
+def test_each_seed_chain_prefers_its_own_worker_and_the_chains_spread(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every chain starts from one shared node; by data locality alone Dask queued them all on the
-    worker holding its result, so two workers ran the main job no faster than one."""
-    from distributed import Client, LocalCluster
+    worker holding its result, so two workers ran the main job no faster than one. The runner's own
+    local cluster splits the cores between its workers' torch threads."""
     from kedro.io import DataCatalog, MemoryDataset
     from kedro.pipeline import Pipeline, node, pipeline
 
@@ -134,23 +140,19 @@ def test_each_seed_chain_prefers_its_own_worker_and_the_chains_spread(tmp_path: 
 
     chain = Pipeline([node(_identity, "data", "first", name="first"), node(_identity, "first", "result", name="last")])
     seeds = [pipeline(chain, namespace=f"track.seed_{seed}", inputs={"data": "data"}) for seed in range(4)]
-    whole = Pipeline([node(_identity, "raw", "data", name="load")]) + sum(seeds, Pipeline([]))
+    whole = Pipeline([node(_identity, "raw", "data", name="load"), node(_torch_threads, "data", "threads", name="threads")])
+    whole += sum(seeds, Pipeline([]))
 
     preferred = spread_chains(whole.nodes, ["a", "b"])
     assert {n.namespace: w for n, w in preferred.items()} == {
         "track.seed_0": "a", "track.seed_1": "b", "track.seed_2": "a", "track.seed_3": "b"}
     assert not any(n.namespace is None for n in preferred) and spread_chains(whole.nodes, ["only"]) == {}
 
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None)
-    try:
-        with Client(cluster):
-            pass
-        runner = DaskRunner(address=cluster.scheduler_address)
-        catalog = DataCatalog({"raw": MemoryDataset(1)})
-        outputs = runner.run(whole, catalog)
-    finally:
-        cluster.close()
-    assert set(outputs) == {f"track.seed_{seed}.result" for seed in range(4)}
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)  # a bigger machine: 4 torch threads for each of the 2 workers
+    runner = DaskRunner(n_workers=2, threads_per_worker=1, dashboard_address=None)  # its own LocalCluster
+    outputs = runner.run(whole, DataCatalog({"raw": MemoryDataset(1)}))
+    assert set(outputs) == {"threads"} | {f"track.seed_{seed}.result" for seed in range(4)}
+    assert outputs["threads"].load() == 4  # not Dask's default of one (its nanny sets OMP_NUM_THREADS=1)
     worker_of = {name.split(".last")[0]: address for name, address in runner.placements.items() if name.endswith(".last")}
     # Both workers ran chains (Dask may still steal a queued task for an idle worker: a preference, not a pin).
     assert len(worker_of) == 4 and len(set(worker_of.values())) == 2

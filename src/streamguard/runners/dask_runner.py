@@ -70,6 +70,8 @@ class DaskRunner(AbstractRunner):
         self.gpus_per_node = float(gpus_per_node)
         #: node name -> address of the worker that ran it (for logs and tests).
         self.placements: dict[str, str] = {}
+        #: torch threads of each task on the runner's own LocalCluster (None: an external cluster's workers decide).
+        self.torch_threads: int | None = None
 
     def _get_executor(self, max_workers: int) -> None:  # the Dask client replaces the executor
         return None
@@ -82,6 +84,9 @@ class DaskRunner(AbstractRunner):
             with Client(self.address) as client:
                 yield client
             return
+        # The machine's cores split between the tasks that run at once (Dask's nanny would give every
+        # worker one thread; the run's own cpu_threads is for one process).
+        self.torch_threads = max(1, (os.cpu_count() or 1) // (self.n_workers * self.threads_per_worker))
         cluster = LocalCluster(
             n_workers=self.n_workers,
             threads_per_worker=self.threads_per_worker,
@@ -136,6 +141,7 @@ class DaskRunner(AbstractRunner):
                     tracking,
                     self._is_async,
                     run_id,
+                    self.torch_threads,
                     *dependencies,
                     key=f"{node.name}-{run_id or os.getpid()}",
                     resources=self._resources_for(node, has_gpu_workers),
@@ -187,12 +193,14 @@ def _run_node(
     tracking: tuple[str, str] | None,
     is_async: bool,
     run_id: str | None,
+    torch_threads: int | None,
     *upstream: Mapping[str, Any],
 ) -> dict[str, Any]:
     """On a worker: run one node with the project's hooks, inside the caller's MLflow run.
 
     ``upstream`` are the results of the nodes this one depends on; their in-memory outputs become
-    this node's inputs. Returns this node's in-memory outputs and the worker's address.
+    this node's inputs; ``torch_threads`` (when given) sets the task's torch threads. Returns this
+    node's in-memory outputs and the worker's address.
     """
     from distributed import get_worker
     from kedro.framework.hooks.manager import _create_hook_manager, _register_hooks
@@ -203,6 +211,10 @@ def _run_node(
         if logging_config:
             configure_logging(dict(logging_config))
         os.environ["STREAMGUARD_DASK_CONFIGURED"] = package_name
+    if torch_threads:
+        import torch
+
+        torch.set_num_threads(torch_threads)
     for result in upstream:
         for name, value in result["outputs"].items():
             if name in node.inputs:
