@@ -162,7 +162,7 @@ class DaskRunner(AbstractRunner):
                 self.placements[node.name] = result["worker"]
                 for name, value in result["outputs"].items():
                     if name in pipeline.outputs():  # free outputs come back to the caller
-                        catalog[name] = MemoryDataset(value)
+                        _hold(catalog, name, value)
                 self._logger.info("Completed node: %s (on %s)", node.name, result["worker"])
                 self._logger.info("Completed %d out of %d tasks", done, len(nodes))
 
@@ -218,7 +218,7 @@ def _run_node(
     for result in upstream:
         for name, value in result["outputs"].items():
             if name in node.inputs:
-                catalog[name] = MemoryDataset(value)
+                _hold(catalog, name, value)
     # The project's own hooks only: plugin hooks (kedro-mlflow) hold the run's state in the
     # calling process, which does their part (parameters) before submitting the node.
     hook_manager = _create_hook_manager()
@@ -227,6 +227,15 @@ def _run_node(
         Task(node=node, catalog=catalog, is_async=is_async, hook_manager=hook_manager, run_id=run_id).execute()
     outputs = {name: catalog.load(name) for name in node.outputs if name in memory_outputs}
     return {"outputs": outputs, "worker": get_worker().address}
+
+
+def _hold(catalog: Any, name: str, value: Any) -> None:
+    """Keep ``value`` as the in-memory dataset ``name`` (saved into an existing one: replacing it
+    would log a "Replacing dataset" warning per node)."""
+    if name in catalog:
+        catalog.save(name, value)
+    else:
+        catalog[name] = MemoryDataset(value)
 
 
 def _mlflow_run_to_join() -> tuple[str, str] | None:
