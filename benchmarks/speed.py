@@ -496,7 +496,11 @@ def bench_scan(args: argparse.Namespace, codes: list[str], checkpoints: dict[str
                 continue
             scorer = EnsembleScorer(track, checkpoints[track], threshold=0.5)
             scorer.score_codes(codes[:16])  # warm-up, untimed: first-call imports and allocations
-            argv = [str(root), "--track", track, "--format", "json", "--output", str(Path(temporary) / f"{track}.json"), "--no-progress"]
+            # --lines 0: detection throughput. Line scores are computed after scoring, for flagged functions
+            # only, so with them on the figure would depend on how many functions the checkpoints flag
+            # (README "Which lines?" and benchmarks/lines.py state their cost per flagged function).
+            argv = [str(root), "--track", track, "--format", "json", "--output", str(Path(temporary) / f"{track}.json"),
+                    "--no-progress", "--lines", "0"]
             scan_args = build_parser().parse_args(argv)
             stderr = io.StringIO()
             started = time.perf_counter()

@@ -52,6 +52,9 @@ ADDRESS_ENV = "STREAMGUARD_DASK_ADDRESS"
 LOCAL_WORKER_CONFIG = {
     "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
     "distributed.worker.profile.enabled": False,
+    # The workers' start-up INFO lines (addresses, memory, threads): set before they spawn, as their
+    # logging is set up when they import distributed.
+    "distributed.nanny.pre-spawn-environ.DASK_LOGGING__DISTRIBUTED": "warning",
 }
 
 
@@ -88,6 +91,8 @@ class DaskRunner(AbstractRunner):
     @contextmanager
     def _client(self) -> Iterator[Any]:
         from distributed import Client, LocalCluster
+
+        _quiet_distributed()
 
         if self.address:
             with Client(self.address) as client:
@@ -222,6 +227,7 @@ def _run_node(
         configure_project(package_name)
         if logging_config:
             configure_logging(dict(logging_config))
+        _quiet_distributed()
         os.environ["STREAMGUARD_DASK_CONFIGURED"] = package_name
     if torch_threads:
         import torch
@@ -239,6 +245,12 @@ def _run_node(
         Task(node=node, catalog=catalog, is_async=is_async, hook_manager=hook_manager, run_id=run_id).execute()
     outputs = {name: catalog.load(name) for name in node.outputs if name in memory_outputs}
     return {"outputs": outputs, "worker": get_worker().address}
+
+
+def _quiet_distributed() -> None:
+    """Dask's own INFO lines (workers and nannies starting and closing, the scheduler's comms: about 70
+    per main job) under the project's log; its warnings and errors still show."""
+    logging.getLogger("distributed").setLevel(logging.WARNING)
 
 
 def _hold(catalog: Any, name: str, value: Any) -> None:
