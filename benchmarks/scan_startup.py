@@ -3,6 +3,7 @@
     python benchmarks/scan_startup.py --project-dir path/to/trained/project          # every trained track
     python benchmarks/scan_startup.py --project-dir P --tracks fusion --repeats 5
     python benchmarks/scan_startup.py --make-tiny-project /tmp/sg-tiny              # trains one first (minutes)
+    python benchmarks/scan_startup.py --project-dir P --library-models              # as before the lite models
 
 What is measured, in one run:
 
@@ -22,6 +23,14 @@ What is measured, in one run:
 
 The target (issue 18): under 5 s on 2 cores after the first run. On a busy machine the absolute
 figures are inflated (the load average is printed); compare figures of the same run.
+
+Where a scan's start-up goes: ``import torch`` is about 2 s of it. The scorer builds the plain-torch
+twins of the models (``streamguard.models.roberta_lite``, ``tokenizer_lite``, ``gnn_lite``), so a
+scan of the default tracks imports neither ``transformers`` (about 3.5 s on 2 cores: torch._dynamo,
+sympy, torch.distributed.tensor, accelerate, scipy) nor ``torch_geometric`` (about 1 s more, and it
+imports transformers and pandas itself), nor Captum for the default line scores, nor pandas.
+``--library-models`` scans with ``STREAMGUARD_LITE_MODELS=0`` (the library models, as training
+builds them): the figures as they were before, for a comparison within one run.
 """
 
 from __future__ import annotations
@@ -62,10 +71,13 @@ def scan_command(source: Path, project: Path, track: str, output: Path, importti
     ]
 
 
+LIBRARY_MODELS: dict[str, str] = {}  # {"STREAMGUARD_LITE_MODELS": "0"} with --library-models
+
+
 def scan_env() -> dict[str, str]:
     from streamguard.runtime.offline import OFFLINE_ENV
 
-    return {**OFFLINE_ENV, **os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    return {**OFFLINE_ENV, **os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), **LIBRARY_MODELS}
 
 
 def timed_scan(source: Path, project: Path, track: str, workdir: Path, importtime: bool = False) -> dict:
@@ -122,7 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--function", type=Path, help="a C file to scan instead of the built-in one-function file")
     parser.add_argument("--no-importtime", action="store_true", help="skip the import breakdown")
     parser.add_argument("--json-out", type=Path, help="also write the figures as JSON here")
+    parser.add_argument("--library-models", action="store_true",
+                        help="score with the library models (transformers, PyG: STREAMGUARD_LITE_MODELS=0), as before the lite ones")
     args = parser.parse_args(argv)
+    if args.library_models:
+        LIBRARY_MODELS["STREAMGUARD_LITE_MODELS"] = "0"
     if args.make_tiny_project:
         sys.path.insert(0, str(Path(__file__).parent))
         from load_scan import make_tiny_project
@@ -157,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
             if saved_index is not None and not index.exists():
                 index.write_bytes(saved_index)
     print(f"streamguard scan start-up, one file with one function, project {project}")
-    print(f"- {load_note()}; OMP_NUM_THREADS={scan_env()['OMP_NUM_THREADS']}")
+    models = "library models (STREAMGUARD_LITE_MODELS=0)" if args.library_models else "plain-torch models"
+    print(f"- {load_note()}; OMP_NUM_THREADS={scan_env()['OMP_NUM_THREADS']}; {models}")
     print(f"- {args.repeats} pair(s) per track; command to first result, seconds: median (min-max)")
     print("| track | first scan (Kedro) | after the first run | saved per pair | load | score | lines |")
     print("|---|---|---|---|---|---|---|")

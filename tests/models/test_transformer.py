@@ -169,3 +169,25 @@ def test_tiny_transformer_trains_with_the_shared_loop(backbone):
     assert len(result.history) == 2 and result.history[-1]["tokens_per_s"] > 0
     idx, _, logits = predict_logits(result.model, train, make_token_collate(1, 8), batch_size=16)
     assert idx.tolist() == list(range(len(TEXTS))) and logits.shape == (len(TEXTS), 2)
+
+
+def test_mean_pooling_averages_real_tokens_only_and_survives_export(backbone):
+    tokenizer, encoder, info = backbone
+    torch.manual_seed(1)
+    model = TransformerClassifier(encoder, pooling="mean").eval()
+    batch = _batch(tokenizer, TEXTS[:6])
+    assert bool((batch["attention_mask"] == 0).any())  # padding present: it must not count
+    with torch.no_grad():
+        hidden = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        expected = torch.stack([hidden[i, batch["attention_mask"][i].bool()].mean(dim=0) for i in range(len(hidden))])
+        torch.testing.assert_close(model.encode(batch), expected, atol=1e-6, rtol=1e-5)
+        assert not torch.allclose(model.encode(batch), hidden[:, 0])
+    exported = export_transformer(model, tokenizer, info)
+    assert exported["head_config"]["pooling"] == "mean"
+    assert "pooling" not in export_transformer(TransformerClassifier(encoder), tokenizer, info)["head_config"]  # CLS exports as before
+    rebuilt, _ = rebuild_transformer(exported)
+    assert rebuilt.pooling == "mean"
+    with torch.no_grad():
+        assert torch.equal(rebuilt(batch), model(batch))
+    with pytest.raises(ValueError, match="pooling"):
+        TransformerClassifier(encoder, pooling="max")

@@ -46,23 +46,30 @@ def test_turning_logits_into_probabilities_does_not_import_scikit_learn() -> Non
 # After the first scan of a project, the catalog is not resolved again: the scan reads the files that
 # data/06_models/.scan_index.json names, so neither Kedro (with dynaconf and Flask) nor anything
 # else the scan does not need is imported. Each module here is seconds of a 2-core start-up.
-NOT_ON_THE_SCAN_PATH = ("kedro", "omegaconf", "dynaconf", "flask", "mlflow", "kedro_mlflow", "sklearn")
+# The models are the plain-torch twins (streamguard.models.roberta_lite / tokenizer_lite / gnn_lite):
+# no transformers (with torch._dynamo, sympy, scipy, accelerate), no PyG, no Captum for the default
+# line scores, and no pandas (the scorer passes tracks.common.FunctionRows).
+NOT_ON_THE_SCAN_PATH = (
+    "kedro", "omegaconf", "dynaconf", "flask", "mlflow", "kedro_mlflow", "sklearn",
+    "transformers", "torch_geometric", "sympy", "scipy", "captum", "accelerate", "torch._dynamo", "pandas",
+)
 
 SCAN_PROBE = """
 import json, sys
 from streamguard.serving.scan.cli import main
 code = main([sys.argv[1], "--project-dir", sys.argv[2], "--track", sys.argv[3], "--format", "json", "--output", sys.argv[4]])
-scores = [f["score"] for f in json.load(open(sys.argv[4]))["functions"]]
-print(json.dumps({"exit": code, "scores": scores, "imported": sorted(m for m in sys.argv[5].split(",") if m in sys.modules)}))
+functions = json.load(open(sys.argv[4]))["functions"]
+scores, lines = [f["score"] for f in functions], [f.get("lines") for f in functions]
+print(json.dumps({"exit": code, "scores": scores, "lines": lines, "imported": sorted(m for m in sys.argv[5].split(",") if m in sys.modules)}))
 """
 
 
-def _scan_in_a_subprocess(project: Path, source: Path, track: str, output: Path) -> dict:
+def _scan_in_a_subprocess(project: Path, source: Path, track: str, output: Path, **env: str) -> dict:
     import json
 
     completed = subprocess.run(
         [sys.executable, "-c", SCAN_PROBE, str(source), str(project), track, str(output), ",".join(NOT_ON_THE_SCAN_PATH)],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1", **env},
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     return json.loads(completed.stdout.strip().splitlines()[-1])
@@ -82,6 +89,16 @@ def test_scans_after_the_first_import_no_kedro_and_score_the_same(full_run: Path
     later = _scan_in_a_subprocess(full_run, source, track, tmp_path / "later.json")
     assert later["imported"] == [], f"the scan imported {later['imported']}"
     assert later["exit"] == first["exit"] and later["scores"] == first["scores"]
+    # The library models (transformers, PyG), as training built them, score and rank lines the same.
+    library = _scan_in_a_subprocess(full_run, source, track, tmp_path / "library.json", STREAMGUARD_LITE_MODELS="0")
+    assert library["imported"]  # it did take the library path
+    assert library["exit"] == later["exit"] and later["scores"] == pytest.approx(library["scores"], abs=1e-5)
+
+    def ranked(scan: dict) -> list[tuple[int, float]]:
+        return [(line["line"], line["score"]) for lines in scan["lines"] for line in lines or []]
+
+    assert [line for line, _ in ranked(later)] == [line for line, _ in ranked(library)] and ranked(later)
+    assert [score for _, score in ranked(later)] == pytest.approx([score for _, score in ranked(library)], abs=1e-5)
 
 
 def test_an_index_for_another_conf_or_a_missing_file_is_not_used(tmp_path: Path) -> None:

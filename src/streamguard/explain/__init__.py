@@ -7,8 +7,9 @@ May import: tracks, models, graphs, training, data, evaluation, runtime, config.
 * :mod:`~streamguard.explain.transformer`: attention (LineVul), Integrated Gradients and
   gradient x input (Captum) over the tokens, occlusion of whole lines, and ``supervised``: the
   line head of a transformer trained with ``line_supervision`` > 0;
-* :mod:`~streamguard.explain.gnn`: node attributions with PyG's ``torch_geometric.explain``
-  (CaptumExplainer, GNNExplainer) mapped to lines through the graph nodes' source spans;
+* :mod:`~streamguard.explain.gnn`: node attributions (input x gradient in plain torch; PyG's
+  ``torch_geometric.explain`` CaptumExplainer and GNNExplainer for the others) mapped to lines
+  through the graph nodes' source spans;
 * :mod:`~streamguard.explain.fusion`: both branches through the fusion head, combined by the
   head's per-function reliance on each branch;
 * :mod:`~streamguard.explain.lexical`: the lexical heuristic and exact random-order baselines;

@@ -6,7 +6,9 @@ module that PyG's :class:`~torch_geometric.explain.Explainer` can call as ``mode
 
 * ``integrated_gradients``: ``CaptumExplainer("IntegratedGradients")`` from a zero baseline, for the
   vulnerable class; a node's score is its attribution summed over the embedding dimensions;
-* ``gradient_x_input``: ``CaptumExplainer("InputXGradient")`` (one backward pass; |sum over dimensions|);
+* ``gradient_x_input``: input x gradient, as ``CaptumExplainer("InputXGradient")`` computes it (one
+  backward pass; |sum over dimensions|), in plain torch: the default GNN method must not cost a
+  scan PyG's and Captum's imports (tested equal to PyG's explainer);
 * ``gnnexplainer``: ``GNNExplainer`` with one learned mask value per node (``node_mask_type="object"``).
 
 Every node keeps the byte span of the code it stands for (tree-sitter); a node's score is split
@@ -39,15 +41,30 @@ def graph_with_spans(code: str, graph_config: Any) -> tuple[Any, list[tuple[int,
 
 
 def single_graph_batch(graph: Any) -> dict[str, Any]:
-    """The loop's batch dict for one graph (what ``GNNClassifier.forward`` takes)."""
-    from streamguard.models.gnn import GraphExamples, collate_graphs
+    """The loop's batch dict for one graph (what ``GNNClassifier.forward`` takes, lite or not):
+    plain tensors, no PyG ``Batch`` (for one graph they are the same numbers)."""
+    from streamguard.models.gnn import GraphExamples
+    from streamguard.models.gnn_lite import collate_lite_graphs
 
-    return collate_graphs([GraphExamples([0], [graph], [0])[0]])
+    return collate_lite_graphs([GraphExamples([0], [graph], [0], lite=True)[0]])
+
+
+def _input_x_gradient(logits_of_inputs: Callable[[Any], Any], x: Any) -> np.ndarray:
+    """Captum's ``InputXGradient`` for class 1 of a [1, 2] output, summed over the input dimensions: [N]."""
+    import torch
+
+    with torch.enable_grad():
+        inputs = x.detach().requires_grad_(True)
+        (gradient,) = torch.autograd.grad(logits_of_inputs(inputs)[:, 1].sum(), inputs)
+    return (inputs * gradient).detach().sum(dim=-1).float().numpy()
 
 
 def _node_scores(logits_of_inputs: Callable[[Any], Any], x: Any, edge_index: Any, method: str, steps: int, epochs: int) -> np.ndarray:
     """Per-node scores for class 1 from ``logits_of_inputs(node_inputs [N, F]) -> [1, 2]``."""
     import torch
+
+    if method == "gradient_x_input":  # magnitude, as for the transformer (a local gradient's sign is unreliable)
+        return np.abs(_input_x_gradient(logits_of_inputs, x))
     from torch_geometric.explain import Explainer
     from torch_geometric.explain.algorithm import CaptumExplainer, GNNExplainer
 
@@ -59,8 +76,6 @@ def _node_scores(logits_of_inputs: Callable[[Any], Any], x: Any, edge_index: Any
 
     if method == "integrated_gradients":
         algorithm, mask_type = CaptumExplainer("IntegratedGradients", n_steps=int(steps)), "attributes"
-    elif method == "gradient_x_input":
-        algorithm, mask_type = CaptumExplainer("InputXGradient"), "attributes"
     elif method == "gnnexplainer":
         algorithm, mask_type = GNNExplainer(epochs=int(epochs), lr=0.1), "object"
     else:
@@ -76,8 +91,6 @@ def _node_scores(logits_of_inputs: Callable[[Any], Any], x: Any, edge_index: Any
     with torch.enable_grad():
         explanation = explainer(x.detach().requires_grad_(True), edge_index, target=torch.tensor([1]))
     scores = explanation.node_mask.detach().sum(dim=-1).float().numpy()
-    if method == "gradient_x_input":  # magnitude, as for the transformer (a local gradient's sign is unreliable)
-        scores = np.abs(scores)
     if method == "gnnexplainer":  # masks are in (0, 1): centre them so unimportant nodes add ~0 to their line
         scores = scores - float(np.median(scores))
     return scores

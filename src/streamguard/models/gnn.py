@@ -13,6 +13,11 @@ What differs from the original ``EnhancedTaintFlowGNN`` (spec §2.2), and why:
 * extra per-graph features (e.g. a transformer CLS vector) are concatenated per graph after
   pooling, never broadcast across the batch;
 * ``model_config()`` holds every constructor argument, so a checkpoint rebuilds the exact model.
+
+PyG is imported where it is used, not with this module: ``GNNClassifier(..., lite=True)`` (the
+``gcn`` arch with mean / max / mean_max pooling, for scoring) runs on the plain-torch twins in
+:mod:`streamguard.models.gnn_lite`, with :class:`GraphExamples` ``(lite=True)`` items and
+:func:`~streamguard.models.gnn_lite.collate_lite_graphs`, and never imports PyG. Training uses PyG.
 """
 
 from __future__ import annotations
@@ -27,10 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
-from torch_geometric.data import Batch, Data
-from torch_geometric.nn import AttentionalAggregation, GATConv, GCNConv, global_max_pool, global_mean_pool
 
 from streamguard.graphs.schema import CodeGraph
+from streamguard.models import gnn_lite
 
 ARCHITECTURES = ("gcn", "gat", "ggnn")
 POOLINGS = ("mean", "max", "mean_max", "attention", "devign")
@@ -41,7 +45,8 @@ class GraphExamples(Dataset):
     """Code graphs + labels (+ optional per-graph features) as PyG ``Data``, converted on access.
 
     Conversion is a few ``torch.from_numpy`` calls, so doing it lazily keeps memory at one copy
-    of the graphs and costs well under a millisecond per example.
+    of the graphs and costs well under a millisecond per example. With ``lite`` the items are the
+    same tensors in a dict (no PyG), for :func:`~streamguard.models.gnn_lite.collate_lite_graphs`.
     """
 
     def __init__(
@@ -50,6 +55,7 @@ class GraphExamples(Dataset):
         graphs: Sequence[CodeGraph],
         labels: Sequence[int],
         extra_features: np.ndarray | None = None,
+        lite: bool = False,
     ) -> None:
         if not len(idx) == len(graphs) == len(labels):
             raise ValueError(f"idx, graphs and labels differ in length: {len(idx)}, {len(graphs)}, {len(labels)}")
@@ -62,27 +68,38 @@ class GraphExamples(Dataset):
         self.labels = [int(value) for value in labels]
         self.extra_features = extra_features
         self.lengths = [graph.num_nodes for graph in self.graphs]  # for length-grouped batching
+        self.lite = bool(lite)
 
     def __len__(self) -> int:
         return len(self.graphs)
 
-    def __getitem__(self, position: int) -> Data:
+    def tensors(self, position: int) -> dict[str, Any]:
+        """One example's fields (x, edge_index, edge_type, y, idx, num_nodes[, extra_features])."""
         graph = self.graphs[position]
-        data = Data(
-            x=torch.from_numpy(np.stack([graph.node_type, graph.node_token], axis=1).astype(np.int64)),
-            edge_index=torch.from_numpy(np.ascontiguousarray(graph.edge_index, dtype=np.int64)),
-            edge_type=torch.from_numpy(graph.edge_type.astype(np.int64)),
-            y=torch.tensor([self.labels[position]], dtype=torch.long),
-            idx=torch.tensor([self.idx[position]], dtype=torch.long),
-            num_nodes=graph.num_nodes,
-        )
+        fields: dict[str, Any] = {
+            "x": torch.from_numpy(np.stack([graph.node_type, graph.node_token], axis=1).astype(np.int64)),
+            "edge_index": torch.from_numpy(np.ascontiguousarray(graph.edge_index, dtype=np.int64)),
+            "edge_type": torch.from_numpy(graph.edge_type.astype(np.int64)),
+            "y": torch.tensor([self.labels[position]], dtype=torch.long),
+            "idx": torch.tensor([self.idx[position]], dtype=torch.long),
+            "num_nodes": graph.num_nodes,
+        }
         if self.extra_features is not None:
-            data.extra_features = torch.from_numpy(self.extra_features[position : position + 1])
-        return data
+            fields["extra_features"] = torch.from_numpy(self.extra_features[position : position + 1])
+        return fields
+
+    def __getitem__(self, position: int) -> Any:
+        if self.lite:
+            return self.tensors(position)
+        from torch_geometric.data import Data
+
+        return Data(**self.tensors(position))
 
 
-def collate_graphs(examples: list[Data]) -> dict[str, Any]:
-    """Batch ``GraphExamples`` items into the loop's dict (graph, labels, idx, extra_features)."""
+def collate_graphs(examples: list[Any]) -> dict[str, Any]:
+    """Batch ``GraphExamples`` items (PyG ``Data``) into the loop's dict (graph, labels, idx, extra_features)."""
+    from torch_geometric.data import Batch
+
     graph = Batch.from_data_list(examples)
     batch: dict[str, Any] = {"graph": graph, "labels": graph.y, "idx": graph.idx}
     if "extra_features" in graph:
@@ -167,7 +184,12 @@ class DevignReadout(nn.Module):
 
 
 class GNNClassifier(nn.Module):
-    """Typed-edge GNN -> pooled graph vector (+ extra features) -> 2 logits."""
+    """Typed-edge GNN -> pooled graph vector (+ extra features) -> 2 logits.
+
+    ``lite`` (inference only; not part of ``model_config``) builds the ``gcn`` arch with
+    mean / max / mean_max pooling on :mod:`streamguard.models.gnn_lite` instead of PyG: same
+    parameters, same outputs, batches from ``collate_lite_graphs``.
+    """
 
     def __init__(
         self,
@@ -182,6 +204,7 @@ class GNNClassifier(nn.Module):
         extra_feature_dim: int = 0,
         add_reverse_edges: bool = True,
         heads: int = 4,
+        lite: bool = False,
     ) -> None:
         super().__init__()
         if arch not in ARCHITECTURES:
@@ -205,6 +228,9 @@ class GNNClassifier(nn.Module):
             "add_reverse_edges": bool(add_reverse_edges),
             "heads": int(heads),
         }
+        if lite and gnn_lite.lite_gnn_unsupported(self._config):
+            raise ValueError(f"lite GNN: {gnn_lite.lite_gnn_unsupported(self._config)}")
+        self.lite = bool(lite)
         self.arch = arch
         self.pooling = pooling
         self.num_edge_types = int(num_edge_types)
@@ -217,10 +243,17 @@ class GNNClassifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
         if arch == "gcn":
-            self.convs = nn.ModuleList(GCNConv(hidden_dim, hidden_dim) for _ in range(num_layers))
+            if lite:
+                self.convs = nn.ModuleList(gnn_lite.GCNLayer(hidden_dim, hidden_dim) for _ in range(num_layers))
+            else:
+                from torch_geometric.nn import GCNConv
+
+                self.convs = nn.ModuleList(GCNConv(hidden_dim, hidden_dim) for _ in range(num_layers))
             # One positive weight per relation and layer (softplus; starts at 1 = plain GCN).
             self.relation_logits = nn.Parameter(torch.full((num_layers, num_relations), math.log(math.e - 1)))
         elif arch == "gat":
+            from torch_geometric.nn import GATConv
+
             edge_dim = max(8, hidden_dim // 4)
             self.relation_embedding = nn.Embedding(num_relations, edge_dim)
             self.convs = nn.ModuleList(
@@ -235,6 +268,8 @@ class GNNClassifier(nn.Module):
         if pooling == "devign":
             self.devign_readout = DevignReadout(hidden_dim)
         if pooling == "attention":
+            from torch_geometric.nn import AttentionalAggregation
+
             self.attention_pool = AttentionalAggregation(
                 gate_nn=nn.Sequential(nn.Linear(hidden_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, 1))
             )
@@ -252,28 +287,28 @@ class GNNClassifier(nn.Module):
         return dict(self._config)
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> GNNClassifier:
-        """Rebuild from ``model_config()`` output (unknown keys are an error, not ignored)."""
-        valid = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    def from_config(cls, config: Mapping[str, Any], lite: bool = False) -> GNNClassifier:
+        """Rebuild from ``model_config()`` output (unknown keys are an error, not ignored); ``lite``: see the class."""
+        valid = set(inspect.signature(cls.__init__).parameters) - {"self", "lite"}
         unknown = sorted(set(config) - valid)
         if unknown:
             raise ValueError(f"unknown GNNClassifier config key(s) {unknown}; valid keys: {sorted(valid)}")
-        return cls(**dict(config))
+        return cls(**dict(config), lite=lite)
 
-    def _relations(self, graph: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    def _relations(self, graph: Any) -> tuple[torch.Tensor, torch.Tensor]:
         edge_index, edge_type = graph.edge_index, graph.edge_type.long()
         if self.add_reverse_edges:
             edge_index = torch.cat([edge_index, edge_index.flip(0)], dim=1)
             edge_type = torch.cat([edge_type, edge_type + self.num_edge_types])
         return edge_index, edge_type
 
-    def node_inputs(self, graph: Batch) -> torch.Tensor:
+    def node_inputs(self, graph: Any) -> torch.Tensor:
         """Each node's input vector (type + token embedding, [N, hidden_dim]): what node attributions
         (``streamguard.explain``) are computed against, since the node features themselves are ids."""
         node_type, node_token = graph.x[:, 0].long(), graph.x[:, 1].long()
         return self.type_embedding(node_type) + self.token_embedding(node_token)
 
-    def node_states(self, graph: Batch, node_inputs: torch.Tensor | None = None) -> torch.Tensor:
+    def node_states(self, graph: Any, node_inputs: torch.Tensor | None = None) -> torch.Tensor:
         """Node vectors after message passing ([N, hidden_dim]), from ``node_inputs`` when given."""
         h = self.dropout(self.node_inputs(graph) if node_inputs is None else node_inputs)
         edge_index, edge_type = self._relations(graph)
@@ -295,6 +330,10 @@ class GNNClassifier(nn.Module):
             node_inputs = self.node_inputs(graph) if node_inputs is None else node_inputs
         h = self.node_states(graph, node_inputs)
         size = graph.num_graphs
+        if self.lite:
+            global_mean_pool, global_max_pool = gnn_lite.mean_pool, gnn_lite.max_pool
+        else:
+            from torch_geometric.nn import global_max_pool, global_mean_pool
         if self.pooling == "devign":
             pooled = self.devign_readout(h, node_inputs, graph.batch, size)
         elif self.pooling == "mean":

@@ -209,8 +209,16 @@ def _scratch_backbone(
     return tokenizer, encoder, info
 
 
+POOLINGS = ("cls", "mean")
+
+
 class TransformerClassifier(nn.Module):
     """Encoder -> CLS vector -> Dropout -> Linear(H, H/2) -> ReLU -> Dropout -> Linear(H/2, 2).
+
+    ``pooling="mean"`` replaces the CLS vector with the mean of the last layer over the real tokens:
+    a from-scratch encoder on a few thousand functions has little data to learn to gather the
+    function into its first token, and the mean gives the head every token directly (on the
+    embedded data: seed-to-seed spread of test ROC-AUC 0.01 instead of 0.04, BENCHMARKS.md).
 
     With ``code_features`` (the original's ``--use-code-features``), the batch's 10 hand-crafted
     features (:mod:`streamguard.models.code_features`) go through Linear(10, H), are concatenated
@@ -225,8 +233,13 @@ class TransformerClassifier(nn.Module):
     is no line head at all, so the model (and its state dict) is exactly the plain classifier.
     """
 
-    def __init__(self, encoder: nn.Module, dropout: float = 0.1, code_features: bool = False, line_supervision: float = 0.0) -> None:
+    def __init__(
+        self, encoder: nn.Module, dropout: float = 0.1, code_features: bool = False, line_supervision: float = 0.0, pooling: str = "cls"
+    ) -> None:
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        self.pooling = pooling
         self.encoder = encoder
         hidden = int(encoder.config.hidden_size)
         self.embedding_dim = hidden
@@ -250,7 +263,11 @@ class TransformerClassifier(nn.Module):
     def _encode_tokens(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """(last hidden states [B, T, H], the vector the head sees [B, H]): one encoder pass for both heads."""
         hidden = self.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-        cls = hidden[:, 0]
+        if self.pooling == "mean":
+            real = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            cls = (hidden * real).sum(dim=1) / real.sum(dim=1).clamp(min=1.0)
+        else:
+            cls = hidden[:, 0]
         if not self.uses_code_features:
             return hidden, cls
         if "code_features" not in batch:
@@ -259,7 +276,7 @@ class TransformerClassifier(nn.Module):
         return hidden, self.code_merge(torch.cat([cls, features], dim=-1))
 
     def encode(self, batch: Mapping[str, Any]) -> torch.Tensor:
-        """The CLS (first token) vector of the last layer, merged with the code features when on: [B, H]."""
+        """The pooled last layer (CLS, or the mean over real tokens), merged with the code features when on: [B, H]."""
         return self._encode_tokens(batch)[1]
 
     def token_line_logits(self, batch: Mapping[str, Any]) -> torch.Tensor:
@@ -418,12 +435,13 @@ def export_transformer(model: TransformerClassifier, tokenizer: Any, backbone_in
             "dropout": model.dropout_p, "hidden_size": model.embedding_dim, "code_features": model.uses_code_features,
             # Only with a line head, so a model trained without one exports exactly as before.
             **({"line_supervision": model.line_supervision} if model.line_head is not None else {}),
+            **({"pooling": model.pooling} if model.pooling != "cls" else {}),  # absent: CLS, as every older export
         },
         "state_dict": _cpu_state(model),
     }
 
 
-def rebuild_encoder(exported: Mapping[str, Any]) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
+def rebuild_encoder(exported: Mapping[str, Any], tokenizer: bool = True) -> tuple[PreTrainedModel, PreTrainedTokenizerFast | None]:
     """Inverse of :func:`export_encoder` (weights loaded when the export holds them), no download."""
     from transformers import CONFIG_MAPPING, AutoModel
 
@@ -432,20 +450,49 @@ def rebuild_encoder(exported: Mapping[str, Any]) -> tuple[PreTrainedModel, PreTr
     encoder = AutoModel.from_config(config, **dict(exported.get("encoder_kwargs") or {}))
     if "encoder_state_dict" in exported:
         encoder.load_state_dict(exported["encoder_state_dict"])
-    return encoder, _rebuild_tokenizer(exported)
+    return encoder, _rebuild_tokenizer(exported) if tokenizer else None
 
 
-def rebuild_transformer(exported: Mapping[str, Any]) -> tuple[TransformerClassifier, PreTrainedTokenizerFast]:
-    """Inverse of :func:`export_transformer`: same architecture, weights and tokenizer, no download."""
-    encoder, tokenizer = rebuild_encoder(exported)
+def _lite_parts(exported: Mapping[str, Any]) -> tuple[nn.Module | None, Any]:
+    """(lite encoder or None, lite tokenizer or None) for an export; None where the library one is needed."""
+    from streamguard.models.roberta_lite import lite_roberta_unsupported, lite_roberta_from_export
+    from streamguard.models.tokenizer_lite import lite_tokenizer_from_export, lite_tokenizer_unsupported
+
+    encoder, tokenizer = lite_roberta_from_export(exported), lite_tokenizer_from_export(exported)
+    if encoder is None:
+        logger.debug("library encoder: %s", lite_roberta_unsupported(exported["encoder_config"], exported.get("encoder_kwargs")))
+    if tokenizer is None:
+        logger.debug("library tokenizer: %s", lite_tokenizer_unsupported(exported["tokenizer_files"]))
+    return encoder, tokenizer
+
+
+def rebuild_transformer(exported: Mapping[str, Any], lite: bool = False) -> tuple[TransformerClassifier, Any]:
+    """Inverse of :func:`export_transformer`: same architecture, weights and tokenizer, no download.
+
+    ``lite`` (inference only) builds the encoder and tokenizer without ``transformers`` where they
+    can be reproduced exactly (:mod:`~streamguard.models.roberta_lite`,
+    :mod:`~streamguard.models.tokenizer_lite`), each falling back to the library one otherwise.
+    """
+    encoder, tokenizer = _lite_parts(exported) if lite else (None, None)
+    if encoder is None:
+        encoder = rebuild_encoder(exported, tokenizer=False)[0]
+    if tokenizer is None:
+        tokenizer = _rebuild_tokenizer(exported)
     head = exported.get("head_config", {})
     model = TransformerClassifier(
         encoder,
         dropout=float(head.get("dropout", 0.1)),
         code_features=bool(head.get("code_features", False)),
         line_supervision=float(head.get("line_supervision", 0.0)),  # absent: trained without a line head
+        pooling=str(head.get("pooling", "cls")),
     )
-    model.load_state_dict(exported["state_dict"])
+    try:
+        model.load_state_dict(exported["state_dict"])
+    except RuntimeError:
+        if not lite:
+            raise
+        logger.debug("the lite encoder does not take this state dict: using the library one", exc_info=True)
+        return rebuild_transformer(exported, lite=False)
     return model.eval(), tokenizer
 
 

@@ -3,6 +3,11 @@
 Used by ``streamguard scan`` and the MLflow model. Each seed's model is built once per scorer
 (``tracks.common.reuse_loaded_models``) and functions are scored in batches, so nothing is
 rebuilt per function or per request.
+
+The scorer builds the plain-torch inference twins of the models where they exist (RoBERTa
+encoder and tokenizer without ``transformers``, the ``gcn`` GNN without PyG: ``lite``), which
+score the same and spare a scan seconds of imports; ``STREAMGUARD_LITE_MODELS=0`` (or
+``lite=False``) makes it build the library models, as training does.
 """
 
 from __future__ import annotations
@@ -21,6 +26,12 @@ logger = logging.getLogger(__name__)
 
 TRACKS = ("fusion", "transformer", "gnn")
 MIN_CODES_FOR_PARALLEL_SEEDS = 64
+LITE_ENV = "STREAMGUARD_LITE_MODELS"
+
+
+def lite_by_default() -> bool:
+    """Whether scorers build the plain-torch models: yes unless ``STREAMGUARD_LITE_MODELS`` is 0/false/no/off."""
+    return os.environ.get(LITE_ENV, "1").strip().lower() not in {"0", "false", "no", "off"}
 
 
 class ScorerUnavailableError(RuntimeError):
@@ -47,6 +58,7 @@ class EnsembleScorer:
         description: str = "",
         chunk_size: int = 2048,
         seed_workers: int | None = None,
+        lite: bool | None = None,
     ) -> None:
         if track not in TRACKS:
             raise ValueError(f"track must be one of {TRACKS}, got {track!r}")
@@ -56,6 +68,7 @@ class EnsembleScorer:
         self.description = description or f"{track} ensemble of {len(self.checkpoints)} seed(s)"
         self.chunk_size = chunk_size
         self.seed_workers = default_seed_workers() if seed_workers is None else int(seed_workers)
+        self.lite = lite_by_default() if lite is None else bool(lite)
         self._models: dict = {}  # each seed's model, built on first use and reused by every later call
 
     def score_codes(self, codes: Sequence[str]) -> np.ndarray:
@@ -107,7 +120,7 @@ class EnsembleScorer:
         def run(task: tuple[int, int, int]) -> np.ndarray:
             seed, begin, end = task
             seed_graphs = graphs[seed][begin:end] if graphs[seed] is not None else None
-            with reuse_loaded_models(self._models):
+            with reuse_loaded_models(self._models, lite=self.lite):
                 return self._seed_logits(self.checkpoints[seed], codes[begin:end], seed_graphs)
 
         if parallel:
@@ -148,17 +161,15 @@ class EnsembleScorer:
         from streamguard.explain import ensemble_line_scores
         from streamguard.tracks.common import reuse_loaded_models
 
-        with reuse_loaded_models(self._models):
+        with reuse_loaded_models(self._models, lite=self.lite):
             return ensemble_line_scores(self.checkpoints, list(codes), method)
 
     def _seed_logits(self, checkpoint: Mapping[str, Any], codes: list[str], graphs: list | None) -> np.ndarray:
-        import pandas as pd
+        from streamguard.tracks.common import FunctionRows
+        from streamguard.tracks.logits import checkpoint_predictions
 
-        from streamguard.tracks.logits import checkpoint_logits
-
-        frame = pd.DataFrame({"idx": np.arange(len(codes)), "func": codes, "target": np.zeros(len(codes), dtype=np.int64)})
-        table = checkpoint_logits(self.track, checkpoint, frame, graphs)
-        return table.sort_values("idx")[["logit_0", "logit_1"]].to_numpy()
+        idx, _, logits = checkpoint_predictions(self.track, checkpoint, FunctionRows(codes), graphs)
+        return np.asarray(logits, dtype=np.float64)[np.argsort(idx, kind="stable")]
 
     @staticmethod
     def _graphs(checkpoint: Mapping[str, Any], codes: list[str], cache: dict[str, list]) -> list:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
@@ -13,6 +13,8 @@ from streamguard.config.presets import plain  # re-exported: the recipes import 
 T = TypeVar("T")
 # Models built from checkpoints inside ``reuse_loaded_models`` (inference only; None outside).
 _LOADED_MODELS: ContextVar[dict | None] = ContextVar("streamguard_loaded_models", default=None)
+# Whether models built inside ``reuse_loaded_models`` may be the plain-torch inference twins.
+_LITE_MODELS: ContextVar[bool] = ContextVar("streamguard_lite_models", default=False)
 
 CHECKPOINT_FORMAT_VERSION = 1
 
@@ -56,18 +58,27 @@ def build_checkpoint(
 
 
 @contextmanager
-def reuse_loaded_models(cache: dict) -> Iterator[None]:
+def reuse_loaded_models(cache: dict, lite: bool = False) -> Iterator[None]:
     """Inside, ``load_transformer``/``load_gnn``/``load_fusion`` return the model built before from
     the same checkpoint object instead of rebuilding it.
 
     For inference only (the models must not be trained or modified): a scorer keeps ``cache``
     for its lifetime, so a scan or a served model builds each seed's model once, not per batch.
+    With ``lite`` the loaders build the plain-torch twins of the library models where they exist
+    (no ``transformers`` / PyG imports: :func:`lite_models`); training and the ensemble's
+    recompute never ask for them.
     """
-    token = _LOADED_MODELS.set(cache)
+    token, lite_token = _LOADED_MODELS.set(cache), _LITE_MODELS.set(bool(lite))
     try:
         yield
     finally:
+        _LITE_MODELS.reset(lite_token)
         _LOADED_MODELS.reset(token)
+
+
+def lite_models() -> bool:
+    """Whether the loaders may build the plain-torch inference models (inside ``reuse_loaded_models(..., lite=True)``)."""
+    return _LITE_MODELS.get()
 
 
 def cached_build(kind: str, checkpoint: Mapping[str, Any], build: Callable[[], T]) -> T:
@@ -75,7 +86,7 @@ def cached_build(kind: str, checkpoint: Mapping[str, Any], build: Callable[[], T
     cache = _LOADED_MODELS.get()
     if cache is None:
         return build()
-    key = (kind, id(checkpoint))
+    key = (kind, id(checkpoint), lite_models())
     hit = cache.get(key)
     if hit is None or hit[0] is not checkpoint:  # holding the checkpoint keeps its id from being reused
         hit = cache[key] = (checkpoint, build())
@@ -88,6 +99,28 @@ def require_track(checkpoint: Mapping[str, Any], track: str) -> None:
 
 
 FRAME_COLUMNS = ["idx", "func", "target"]
+
+
+class FunctionRows:
+    """Functions to score as the recipes read a function table (``rows["func"].tolist()``, ``len(rows)``,
+    ``"flaw_lines" in rows``): ``idx`` 0..N-1, ``func``, ``target`` 0. The serving scorer's input,
+    so that a scan does not import pandas for a table of three columns."""
+
+    def __init__(self, codes: Sequence[str]) -> None:
+        import numpy as np
+
+        func = np.empty(len(codes), dtype=object)
+        func[:] = [str(code) for code in codes]
+        self._columns = {"idx": np.arange(len(codes), dtype=np.int64), "func": func, "target": np.zeros(len(codes), dtype=np.int64)}
+
+    def __getitem__(self, column: str) -> Any:
+        return self._columns[column]
+
+    def __contains__(self, column: object) -> bool:
+        return column in self._columns
+
+    def __len__(self) -> int:
+        return len(self._columns["idx"])
 
 
 def fit_with_resume(

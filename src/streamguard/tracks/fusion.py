@@ -5,9 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from streamguard.training.distributed import data_parallel_track
 from streamguard.tracks.common import (
@@ -21,6 +19,10 @@ from streamguard.tracks.common import (
     train_config,
 )
 from streamguard.tracks.gnn import MissingBranchError
+
+if TYPE_CHECKING:  # imported where needed: the serving scorer's path does without pandas
+    import numpy as np
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -81,14 +83,14 @@ def _branch_inputs(
             pad_to_multiple_of = checkpoint["config"]["training"].get("pad_to_multiple_of")
         collate = make_token_collate(tokenizer.pad_token_id, pad_to_multiple_of)
         return None, (model, _token_dataset(frame, tokenizer, max_length, model.uses_code_features), collate)
-    from streamguard.models.gnn import collate_graphs
-    from streamguard.tracks.gnn import _examples, gnn_embeddings, load_gnn
+    from streamguard.tracks.gnn import gnn_embeddings, load_gnn, model_examples
 
     if frozen:
         return gnn_embeddings(checkpoint, graphs, frame, companion), None
     if checkpoint["config"].get("encoder_features", "none") != "none":
         raise ValueError("a gnn branch trained with encoder_features=cls can only be fused frozen: set fusion.freeze_gnn=true")
-    return None, (load_gnn(checkpoint), _examples(frame, graphs, None), collate_graphs)
+    model = load_gnn(checkpoint)
+    return None, (model, *model_examples(model, frame, graphs, None))
 
 
 def _fusion_examples(branches, frame, graphs, frozen: Mapping[str, bool], pad_to_multiple_of: Any = "checkpoint",
@@ -139,12 +141,13 @@ def lexical_branch(frames: Mapping[str, pd.DataFrame], baseline_params: Mapping[
 
 
 def _lexical_scorer(checkpoint: Mapping[str, Any]):
-    """The fusion checkpoint's lexical scorer, or None without a lexical branch."""
-    from streamguard.tracks.baseline import LexicalScorer
-
+    """The fusion checkpoint's lexical scorer, or None without a lexical branch (then without
+    importing the baseline's pandas and scikit-learn)."""
     exported = checkpoint["model"].get("lexical")
     if exported is None:
         return None
+    from streamguard.tracks.baseline import LexicalScorer
+
     return cached_build("fusion_lexical", checkpoint, lambda: LexicalScorer.from_export(exported))
 
 
@@ -278,6 +281,12 @@ def load_fusion(checkpoint: Mapping[str, Any]):
 
 def fusion_logits(checkpoint: Mapping[str, Any], frame: pd.DataFrame, graphs: Sequence) -> pd.DataFrame:
     from streamguard.evaluation.scoring import logits_frame
+
+    return logits_frame(*fusion_predictions(checkpoint, frame, graphs))
+
+
+def fusion_predictions(checkpoint: Mapping[str, Any], frame: Any, graphs: Sequence) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(idx, labels, logits [N, 2]) for ``frame`` (a DataFrame or :class:`~streamguard.tracks.common.FunctionRows`)."""
     from streamguard.models.fusion import make_fusion_collate
     from streamguard.training import predict_logits
 
@@ -288,5 +297,4 @@ def fusion_logits(checkpoint: Mapping[str, Any], frame: pd.DataFrame, graphs: Se
     scorer = _lexical_scorer(checkpoint)
     lexical = None if scorer is None else scorer.log_odds(frame["func"].tolist())
     examples, _, collates = _fusion_examples(branches, frame, graphs, frozen, lexical=lexical)
-    idx, labels, logits = predict_logits(load_fusion(checkpoint), examples, make_fusion_collate(collates))
-    return logits_frame(idx, labels, logits)
+    return predict_logits(load_fusion(checkpoint), examples, make_fusion_collate(collates))

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from streamguard.training.distributed import data_parallel_track
 from streamguard.tracks.common import (
@@ -14,12 +13,16 @@ from streamguard.tracks.common import (
     cached_build,
     fit_with_resume,
     keep_finished,
+    lite_models,
     plain,
     require_track,
     resolve_lr,
     reuse_finished,
     train_config,
 )
+
+if TYPE_CHECKING:  # imported where needed: the serving scorer's path does without pandas
+    import pandas as pd
 
 
 class MissingBranchError(RuntimeError):
@@ -49,12 +52,21 @@ def _cls_features(
     return transformer_embeddings(transformer_checkpoint, frame)
 
 
-def _examples(frame: pd.DataFrame, graphs: Sequence, extra: np.ndarray | None):
+def _examples(frame: pd.DataFrame, graphs: Sequence, extra: np.ndarray | None, lite: bool = False):
     from streamguard.models.gnn import GraphExamples
 
     if len(graphs) != len(frame):
         raise ValueError(f"{len(graphs)} graphs for {len(frame)} rows: rebuild the graphs (kedro run --pipeline gnn)")
-    return GraphExamples(frame["idx"].tolist(), list(graphs), frame["target"].tolist(), extra)
+    return GraphExamples(frame["idx"].tolist(), list(graphs), frame["target"].tolist(), extra, lite=lite)
+
+
+def model_examples(model: Any, frame: pd.DataFrame, graphs: Sequence, extra: np.ndarray | None) -> tuple[Any, Callable]:
+    """(examples, collate) in the form ``model`` takes: PyG batches, or plain ones for a lite model."""
+    from streamguard.models.gnn import collate_graphs
+    from streamguard.models.gnn_lite import collate_lite_graphs
+
+    lite = bool(getattr(model, "lite", False))
+    return _examples(frame, graphs, extra, lite), collate_lite_graphs if lite else collate_graphs
 
 
 @data_parallel_track
@@ -116,12 +128,17 @@ def train_gnn(
 
 
 def load_gnn(checkpoint: Mapping[str, Any]):
+    """The GNN of a checkpoint, eval mode; inside ``reuse_loaded_models(..., lite=True)`` the PyG-free
+    one where the architecture allows (batch it with :func:`model_examples`)."""
     from streamguard.models.gnn import GNNClassifier
+    from streamguard.models.gnn_lite import lite_gnn_unsupported
 
     require_track(checkpoint, "gnn")
 
     def build():
-        model = GNNClassifier.from_config(checkpoint["model"]["model_config"])
+        config = checkpoint["model"]["model_config"]
+        lite = lite_models() and lite_gnn_unsupported(config) is None
+        model = GNNClassifier.from_config(config, lite=lite)
         model.load_state_dict(checkpoint["model"]["state_dict"])
         return model.eval()
 
@@ -135,12 +152,19 @@ def gnn_logits(
     transformer_checkpoint: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     from streamguard.evaluation.scoring import logits_frame
-    from streamguard.models.gnn import collate_graphs
+
+    return logits_frame(*gnn_predictions(checkpoint, graphs, frame, transformer_checkpoint))
+
+
+def gnn_predictions(
+    checkpoint: Mapping[str, Any], graphs: Sequence, frame: Any, transformer_checkpoint: Mapping[str, Any] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(idx, labels, logits [N, 2]) for ``frame`` (a DataFrame or :class:`~streamguard.tracks.common.FunctionRows`)."""
     from streamguard.training import predict_logits
 
     extra = _cls_features(checkpoint["config"], transformer_checkpoint, frame, checkpoint["seed"])
-    idx, labels, logits = predict_logits(load_gnn(checkpoint), _examples(frame, graphs, extra), collate_graphs)
-    return logits_frame(idx, labels, logits)
+    model = load_gnn(checkpoint)
+    return predict_logits(model, *model_examples(model, frame, graphs, extra))
 
 
 def gnn_embeddings(
@@ -149,9 +173,9 @@ def gnn_embeddings(
     frame: pd.DataFrame,
     transformer_checkpoint: Mapping[str, Any] | None = None,
 ) -> np.ndarray:
-    from streamguard.models.gnn import collate_graphs
     from streamguard.training import embed
 
     extra = _cls_features(checkpoint["config"], transformer_checkpoint, frame, checkpoint["seed"])
-    _, _, embeddings = embed(load_gnn(checkpoint), _examples(frame, graphs, extra), collate_graphs)
+    model = load_gnn(checkpoint)
+    _, _, embeddings = embed(model, *model_examples(model, frame, graphs, extra))
     return embeddings

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from streamguard.training.distributed import data_parallel_track
 from streamguard.tracks.common import (
@@ -14,11 +12,16 @@ from streamguard.tracks.common import (
     cached_build,
     fit_with_resume,
     keep_finished,
+    lite_models,
     require_track,
     resolve_lr,
     reuse_finished,
     train_config,
 )
+
+if TYPE_CHECKING:  # imported where needed: the serving scorer's path does without pandas
+    import numpy as np
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 FLAW_LINES_COLUMN = "flaw_lines"  # optional per-row list of 1-based flawed lines of ``func`` (line supervision)
@@ -103,6 +106,8 @@ def train_transformer(
     if init_from:  # a state trained from another pretrained encoder must not be resumed
         extra_config["pretrained_encoder"] = [pretrained.get("config_hash"), pretrained.get("created_at")]
     if line_supervision:  # nor one trained on other flaw lines
+        import pandas as pd
+
         from streamguard.training.resume import fingerprint
 
         extra_config["flaw_lines"] = fingerprint(pd.DataFrame({"idx": train["idx"].tolist(), "lines": [str(lines) for lines in _flaw_lines(train)]}))
@@ -128,7 +133,8 @@ def train_transformer(
             max_length=int(params["max_length"]),
         )
     model = TransformerClassifier(
-        encoder, dropout=float(params["dropout"]), code_features=bool(params.get("code_features", False)), line_supervision=line_supervision
+        encoder, dropout=float(params["dropout"]), code_features=bool(params.get("code_features", False)), line_supervision=line_supervision,
+        pooling=str(params.get("pooling", "cls")),
     )
     max_length = int(info["max_length"])
     # Only the training rows' flaw lines are read: validation stays plain classification.
@@ -151,13 +157,14 @@ def train_transformer(
 
 
 def load_transformer(checkpoint: Mapping[str, Any]):
-    """(model, tokenizer, max_length) rebuilt offline from a transformer checkpoint."""
+    """(model, tokenizer, max_length) rebuilt offline from a transformer checkpoint (plain-torch
+    encoder and tokenizer where they exist, inside ``reuse_loaded_models(..., lite=True)``)."""
     from streamguard.models.transformer import rebuild_transformer
 
     require_track(checkpoint, "transformer")
 
     def build():
-        model, tokenizer = rebuild_transformer(checkpoint["model"])
+        model, tokenizer = rebuild_transformer(checkpoint["model"], lite=lite_models())
         return model, tokenizer, int(checkpoint["model"]["backbone_info"]["max_length"])
 
     return cached_build("transformer", checkpoint, build)
@@ -166,16 +173,19 @@ def load_transformer(checkpoint: Mapping[str, Any]):
 def transformer_logits(checkpoint: Mapping[str, Any], frame: pd.DataFrame, batch_size: int = 64) -> pd.DataFrame:
     """Logits table (idx, label, logit_0, logit_1, prob) for ``frame`` from a checkpoint."""
     from streamguard.evaluation.scoring import logits_frame
+
+    return logits_frame(*transformer_predictions(checkpoint, frame, batch_size))
+
+
+def transformer_predictions(checkpoint: Mapping[str, Any], frame: Any, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(idx, labels, logits [N, 2]) for ``frame`` (a DataFrame or :class:`~streamguard.tracks.common.FunctionRows`)."""
     from streamguard.models.transformer import make_token_collate
     from streamguard.training import predict_logits
 
     model, tokenizer, max_length = load_transformer(checkpoint)
     dataset = _token_dataset(frame, tokenizer, max_length, model.uses_code_features)
     pad_multiple = checkpoint["config"]["training"].get("pad_to_multiple_of")
-    idx, labels, logits = predict_logits(
-        model, dataset, make_token_collate(tokenizer.pad_token_id, pad_multiple), batch_size=batch_size
-    )
-    return logits_frame(idx, labels, logits)
+    return predict_logits(model, dataset, make_token_collate(tokenizer.pad_token_id, pad_multiple), batch_size=batch_size)
 
 
 def transformer_embeddings(checkpoint: Mapping[str, Any], frame: pd.DataFrame, batch_size: int = 64):
