@@ -340,12 +340,34 @@ def test_token_batches_length_grouping_and_tokens_per_s():
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
 
 
-def test_amp_is_off_on_cpu_with_a_warning(caplog):
+def test_fp16_amp_is_off_on_cpu_with_a_warning(caplog, monkeypatch):
+    from streamguard.training import components
+
+    monkeypatch.setattr(components, "_warned", set())  # warn_once: earlier tests may have said it already
     with caplog.at_level(logging.WARNING):
-        settings = resolve_amp("bf16", torch.device("cpu"))
+        settings = resolve_amp("fp16", torch.device("cpu"))
     assert not settings.enabled and settings.dtype is None and not settings.use_scaler
+    assert "AMP is off" in caplog.text
     result = fit(make_model(), TRAIN, VALID, collate_vectors, cfg(epochs=1, amp_dtype="fp16", device="cpu"))
     assert result.state["effective"]["amp_dtype"] is None
+
+
+def test_bf16_on_cpu_only_where_the_cpu_has_native_bf16(monkeypatch, caplog):
+    from streamguard.training import components
+
+    monkeypatch.setattr(components, "cpu_has_native_bf16", lambda: True)
+    settings = resolve_amp("bf16", torch.device("cpu"))
+    assert settings.enabled and settings.dtype is torch.bfloat16 and not settings.use_scaler and settings.name == "bf16"
+    result = fit(make_model(), TRAIN, VALID, collate_vectors, cfg(epochs=1, amp_dtype="bf16", device="cpu"))
+    assert result.state["effective"]["amp_dtype"] == "bf16"
+    assert np.isfinite(result.history[0]["train_loss"])
+
+    monkeypatch.setattr(components, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(components, "_warned", set())
+    with caplog.at_level(logging.WARNING):
+        settings = resolve_amp("bf16", torch.device("cpu"))
+    assert not settings.enabled and settings.dtype is None
+    assert "no native bf16" in caplog.text
 
 
 def test_predict_logits_and_embed_in_dataset_order():
@@ -359,6 +381,29 @@ def test_predict_logits_and_embed_in_dataset_order():
     np.testing.assert_allclose(logits, expected, rtol=1e-6, atol=1e-6)
     _, _, embeddings = embed(model, VALID, collate_vectors, batch_size=5, device="cpu")
     assert embeddings.shape == (len(VALID), model.embedding_dim)
+
+
+def test_scoring_runs_shortest_first_and_returns_dataset_order():
+    """Length-ordered scoring batches pad less; every per-row output still comes back in dataset order."""
+    from streamguard.training.components import eval_order, make_eval_loader
+
+    dataset = TokenDataset(40, seed=3)
+    order = eval_order(dataset)
+    assert [dataset.lengths[i] for i in order] == sorted(dataset.lengths) and order != list(range(40))
+    batches = list(make_eval_loader(dataset, collate_tokens, 8, torch.device("cpu")))
+    padded = sum(batch["input_ids"].numel() for batch in batches)
+    in_dataset_order = sum(collate_tokens([dataset[i] for i in range(s, s + 8)])["input_ids"].numel() for s in range(0, 40, 8))
+    assert padded < in_dataset_order
+    torch.manual_seed(0)
+    model = BagOfTokens().eval()
+    idx, labels, logits = predict_logits(model, dataset, collate_tokens, batch_size=8, device="cpu")
+    assert idx.tolist() == list(range(40)) and labels.tolist() == dataset.labels
+    with torch.no_grad():
+        one_by_one = np.concatenate([model(collate_tokens([dataset[i]])).numpy() for i in range(40)])
+    np.testing.assert_allclose(logits, one_by_one, rtol=1e-5, atol=1e-6)
+    _, _, embeddings = embed(model, dataset, collate_tokens, batch_size=8, device="cpu")
+    with torch.no_grad():
+        np.testing.assert_allclose(embeddings[5], model.encode(collate_tokens([dataset[5]]))[0].numpy(), rtol=1e-5, atol=1e-6)
 
 
 # --------------------------------------------------------------------------- resume

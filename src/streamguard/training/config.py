@@ -55,6 +55,9 @@ class TrainConfig:
     drop_last: bool = False
     seed: int = 0
     deterministic: bool = True
+    # Dropout masks from random bits while training on CPU (streamguard.training.fast_dropout): the
+    # same layers, ~3x cheaper masks; False keeps torch's own (slower) CPU dropout.
+    fast_dropout: bool = True
     device: str = "auto"
     max_nonfinite_steps: int = 0
     progress: bool = True

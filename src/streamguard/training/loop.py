@@ -49,6 +49,7 @@ from streamguard.training.components import (
 )
 from streamguard.training.config import TrainConfig
 from streamguard.training.distributed import DataParallel
+from streamguard.training.fast_dropout import fast_dropout_layers
 from streamguard.training.predict import validate_epoch
 from streamguard.training.losses import build_loss, split_output
 from streamguard.training.seeding import capture_rng_state, epoch_seed, restore_rng_state, seed_everything
@@ -380,7 +381,8 @@ def fit(
         # This epoch's order (and worker seeds) depend on (seed, epoch) only: resuming reproduces them.
         sampler_generator.manual_seed(epoch_seed(config.seed, epoch, stream=0))
         loader_generator.manual_seed(epoch_seed(config.seed, epoch, stream=1))
-        train_stats = trainer.train_epoch(train_loader, epoch)
+        with fast_dropout_layers(model, device) if config.fast_dropout else contextlib.nullcontext():
+            train_stats = trainer.train_epoch(train_loader, epoch)
         train_seconds = time.perf_counter() - started
         valid_stats = (evaluate or validate_epoch)(trainer.eval_model, valid_loader, device, amp)
         seconds = time.perf_counter() - started

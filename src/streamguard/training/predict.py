@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from streamguard.runtime.progress import progress
 from streamguard.training.batching import move_to_device
-from streamguard.training.components import AmpSettings, autocast_context, make_eval_loader, resolve_device
+from streamguard.training.components import AmpSettings, autocast_context, eval_order, make_eval_loader, resolve_device
 
 
 @torch.no_grad()
@@ -73,10 +73,11 @@ def _collect(
     if not output_parts:
         width = 2 if method == "forward" else int(getattr(model, "embedding_dim", 0))
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, width), np.float32)
+    back = np.argsort(np.asarray(eval_order(dataset)), kind="stable")  # the loader ran shortest first
     return (
-        torch.cat(idx_parts).numpy().astype(np.int64),
-        torch.cat(label_parts).numpy().astype(np.int64),
-        torch.cat(output_parts).numpy(),
+        torch.cat(idx_parts).numpy().astype(np.int64)[back],
+        torch.cat(label_parts).numpy().astype(np.int64)[back],
+        torch.cat(output_parts).numpy()[back],
     )
 
 
