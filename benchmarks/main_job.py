@@ -49,9 +49,12 @@ def local_parameters(setting: str, quick: bool) -> str:
 def runner_for(setting: str) -> Any:
     if setting != "dask":
         return None
+    import functools
+
     from streamguard.runners import DaskRunner
 
-    return DaskRunner(n_workers=2, threads_per_worker=1, dashboard_address=None)
+    # What scripts/run.sh passes; built in the project once it is bootstrapped (quality.run_project), as `kedro run` does.
+    return functools.partial(DaskRunner, n_workers=2, threads_per_worker=1, dashboard_address=None, warm_start=True)
 
 
 def run_setting(setting: str, workdir: Path, quick: bool, runtime_params: dict[str, Any], rerun: bool = False) -> dict[str, Any]:
@@ -73,7 +76,27 @@ def run_setting(setting: str, workdir: Path, quick: bool, runtime_params: dict[s
     if baseline.exists():
         roc_auc["baseline"] = json.loads(baseline.read_text())["test"]["roc_auc"]
     return {"setting": setting + (" (re-run)" if rerun else ""), "total_s": total, "stages": stages, "nodes": len(node_seconds), "roc_auc": roc_auc,
-            "load_after": quality._load_average()}
+            "load_after": quality._load_average(), "project": str(project)}
+
+
+def compare_ensembles(project: Path, reference: Path) -> dict[str, dict[str, float]]:
+    """Per track, test ROC-AUC of ``project``'s seed ensemble minus ``reference``'s on the same test rows,
+    with the paired-bootstrap 95 % interval (``streamguard.evaluation.scoring.paired_bootstrap_auc_delta``):
+    whether a change to the main job moved its quality beyond test-sampling noise."""
+    import pandas as pd
+
+    from streamguard.evaluation.scoring import paired_bootstrap_auc_delta
+
+    deltas = {}
+    for track in ("transformer", "gnn", "fusion", "stacked"):
+        paths = [root / "data" / "07_model_output" / track / "ensemble_test_logits.parquet" for root in (project, reference)]
+        if not all(path.exists() for path in paths):
+            continue
+        new, old = (pd.read_parquet(path).set_index("idx").sort_index() for path in paths)
+        if not new.index.equals(old.index) or not (new["label"] == old["label"]).all():
+            raise SystemExit(f"{track}: the two projects' test rows differ; compare runs on the same data")
+        deltas[track] = paired_bootstrap_auc_delta(new["label"].to_numpy(), old["prob"].to_numpy(), new["prob"].to_numpy())
+    return deltas
 
 
 def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
@@ -99,6 +122,12 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
               "add up to more than the total. Ratios are within this invocation (same machine, same load)."]
     for result in results[1:]:
         lines.append(f"ratio main job {result['setting']}/{results[0]['setting']}: {result['total_s'] / first:.2f}")
+    if args.compare_with is not None:
+        lines += ["", f"Test ROC-AUC against `{args.compare_with}` (same test rows; this run minus that one, paired bootstrap 95 % interval):", ""]
+        for result in results:
+            deltas = compare_ensembles(Path(result["project"]), args.compare_with)
+            lines.append(f"- `{result['setting']}`: " + ", ".join(
+                f"{track} {d['delta']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]" for track, d in deltas.items()))
     return "\n".join(lines) + "\n"
 
 
@@ -112,6 +141,8 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--quick", action="store_true", help="tiny models, 2 seeds, small generated data: a smoke run")
     parser.add_argument("--rerun", action="store_true", help="after each setting, run it again in the same project "
                         "(every seed finished: what re-running a finished main job costs)")
+    parser.add_argument("--compare-with", type=Path, default=None, help="a finished project copy (e.g. an earlier "
+                        "version's run): each ensemble's test ROC-AUC difference to it, paired bootstrap")
     parser.add_argument("--workdir", type=Path, default=None, help="project copies (default: a temp folder, removed)")
     parser.add_argument("--out", type=Path, default=None, help="Markdown report (default benchmarks/results/main_job[_busy].md)")
     args = parser.parse_args(argv)

@@ -145,7 +145,9 @@ def run_project(
 ) -> tuple[float, dict[str, float], dict[str, Any]]:
     """``kedro run`` in ``project`` (the ``__default__`` pipeline, or ``kedro run --pipeline a --pipeline b``
     for ``pipeline_names``); returns total wall seconds, seconds per node and the effective parameters
-    (after presets, conf/local and runtime params); ``runner``: a Kedro runner instance (default sequential);
+    (after presets, conf/local and runtime params); ``runner``: a Kedro runner instance (default sequential),
+    or a zero-argument factory called in the project once it is bootstrapped, where ``kedro run`` builds
+    its runner (``DaskRunner(warm_start=True)`` starts its workers there, in the project's folder);
     ``namespaces``: only those namespaces' nodes (``kedro run --namespaces``), e.g. one seed.
     Reused by ``benchmarks/ablations.py`` and ``benchmarks/main_job.py``."""
     from kedro.framework.session import KedroSession
@@ -158,6 +160,10 @@ def run_project(
     started = time.perf_counter()
     try:
         bootstrap_project(project)
+        from kedro.runner import AbstractRunner
+
+        if runner is not None and not isinstance(runner, AbstractRunner):
+            runner = runner()
         with KedroSession.create(project_path=project, runtime_params=dict(runtime_params)) as session:
             session._hook_manager.register(timer._hooks())  # noqa: SLF001 (timing only; Kedro has no public API)
             params = session.load_context().params

@@ -14,6 +14,6 @@ source scripts/offline_env.sh
 runner=()
 cores=$(nproc 2>/dev/null || echo 1)
 if [[ " $* " != *" --runner"* && " $* " != *" -r "* && -z "${STREAMGUARD_SEQUENTIAL:-}" ]] && (( cores >= 2 )); then
-  runner=(--runner streamguard.runners.DaskRunner --runner-params "n_workers=2,threads_per_worker=1,dashboard_address=null")
+  runner=(--runner streamguard.runners.DaskRunner --runner-params "n_workers=2,threads_per_worker=1,dashboard_address=null,warm_start=true")
 fi
 exec .venv/bin/kedro run "${runner[@]}" "$@"

@@ -61,3 +61,26 @@ def test_main_job_quick_times_each_setting_and_prints_ratios(tmp_path):
     assert set(runs[0]["roc_auc"]) == {"transformer", "gnn", "fusion", "baseline"}
     assert runs[1]["stages"]["transformer"] < runs[0]["stages"]["transformer"]  # finished seeds are reused, not retrained
     assert not list(tmp_path.glob("data"))  # project copies live in a temp folder, removed
+
+
+def test_main_job_compares_ensembles_with_an_earlier_run_on_the_same_rows(tmp_path):
+    """--compare-with: per track, this run's ensemble test ROC-AUC minus the other project's, paired bootstrap."""
+    import importlib.util
+
+    import numpy as np
+    import pandas as pd
+
+    spec = importlib.util.spec_from_file_location("main_job_bench", PROJECT_ROOT / "benchmarks" / "main_job.py")
+    main_job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(main_job)
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 300)
+    for project, noise in (("new", 0.5), ("old", 3.0)):  # the new run separates the classes better
+        folder = tmp_path / project / "data" / "07_model_output" / "fusion"
+        folder.mkdir(parents=True)
+        prob = 1 / (1 + np.exp(-(labels * 2 - 1 + rng.normal(0, noise, 300))))
+        pd.DataFrame({"idx": np.arange(300)[::-1], "label": labels[::-1], "prob": prob[::-1]}).to_parquet(folder / "ensemble_test_logits.parquet")
+    deltas = main_job.compare_ensembles(tmp_path / "new", tmp_path / "old")
+    assert set(deltas) == {"fusion"}
+    assert deltas["fusion"]["low"] > 0 and deltas["fusion"]["low"] < deltas["fusion"]["delta"] < deltas["fusion"]["high"]
+    assert main_job.compare_ensembles(tmp_path / "new", tmp_path / "new")["fusion"]["delta"] == 0.0

@@ -128,31 +128,116 @@ def _torch_threads(_):
     return torch.get_num_threads()
 
 
-def test_each_seed_chain_prefers_its_own_worker_and_the_chains_spread(monkeypatch: pytest.MonkeyPatch) -> None:
+def _first_of(first, _):
+    return first
+
+
+def _timed(value):
+    import time
+
+    started = time.time()
+    time.sleep(1.0)
+    return (started, time.time())
+
+
+def test_ready_nodes_go_to_free_workers_and_every_worker_works(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every chain starts from one shared node; by data locality alone Dask queued them all on the
-    worker holding its result, so two workers ran the main job no faster than one. The runner's own
-    local cluster splits the cores between its workers' torch threads."""
+    worker holding its result, so two workers ran the main job no faster than one. Nodes are now
+    submitted when their inputs exist, one per free worker thread: never more at once than threads,
+    every worker busy. The runner's own local cluster splits the cores between its workers' torch threads."""
     from kedro.io import DataCatalog, MemoryDataset
     from kedro.pipeline import Pipeline, node, pipeline
 
     from streamguard.runners import DaskRunner
-    from streamguard.runners.dask_runner import spread_chains
 
-    chain = Pipeline([node(_identity, "data", "first", name="first"), node(_identity, "first", "result", name="last")])
-    seeds = [pipeline(chain, namespace=f"track.seed_{seed}", inputs={"data": "data"}) for seed in range(4)]
-    whole = Pipeline([node(_identity, "raw", "data", name="load"), node(_torch_threads, "data", "threads", name="threads")])
+    # Each chain also waits for "threads", so that both workers have done their first task (which
+    # imports torch: seconds) before the timed nodes start.
+    chain = Pipeline([node(_first_of, ["data", "threads"], "first", name="first"), node(_timed, "first", "result", name="last")])
+    seeds = [pipeline(chain, namespace=f"track.seed_{seed}", inputs={"data": "data", "threads": "threads"}) for seed in range(4)]
+    whole = Pipeline([
+        node(_identity, "raw", "data", name="load"),
+        node(_torch_threads, "raw", "threads", name="threads"),
+        node(_identity, "threads", "torch_threads", name="report_threads"),
+    ])
     whole += sum(seeds, Pipeline([]))
-
-    preferred = spread_chains(whole.nodes, ["a", "b"])
-    assert {n.namespace: w for n, w in preferred.items()} == {
-        "track.seed_0": "a", "track.seed_1": "b", "track.seed_2": "a", "track.seed_3": "b"}
-    assert not any(n.namespace is None for n in preferred) and spread_chains(whole.nodes, ["only"]) == {}
 
     monkeypatch.setattr(os, "cpu_count", lambda: 8)  # a bigger machine: 4 torch threads for each of the 2 workers
     runner = DaskRunner(n_workers=2, threads_per_worker=1, dashboard_address=None)  # its own LocalCluster
     outputs = runner.run(whole, DataCatalog({"raw": MemoryDataset(1)}))
-    assert set(outputs) == {"threads"} | {f"track.seed_{seed}.result" for seed in range(4)}
-    assert outputs["threads"].load() == 4  # not Dask's default of one (its nanny sets OMP_NUM_THREADS=1)
+    assert set(outputs) == {"torch_threads"} | {f"track.seed_{seed}.result" for seed in range(4)}
+    assert outputs["torch_threads"].load() == 4  # not Dask's default of one (its nanny sets OMP_NUM_THREADS=1)
     worker_of = {name.split(".last")[0]: address for name, address in runner.placements.items() if name.endswith(".last")}
-    # Both workers ran chains (Dask may still steal a queued task for an idle worker: a preference, not a pin).
     assert len(worker_of) == 4 and len(set(worker_of.values())) == 2
+    spans = [outputs[f"track.seed_{seed}.result"].load() for seed in range(4)]
+    for started, _ in spans:  # at most two of the sleeping nodes overlap at any moment
+        assert sum(begin <= started < end for begin, end in spans) <= 2
+    assert max(end for _, end in spans) - min(begin for begin, _ in spans) < 4 * 1.0  # ... and they did overlap
+
+
+def test_longest_chain_behind_a_node_orders_the_ready_ones() -> None:
+    """A seed's training (with predict, score and the ensemble behind it) goes before a plot nobody waits for."""
+    from kedro.pipeline import Pipeline, node
+
+    from streamguard.runners.dask_runner import _nodes_behind
+
+    pipe = Pipeline([
+        node(_identity, "raw", "model", name="train"),
+        node(_identity, "model", "logits", name="predict"),
+        node(_identity, "logits", "metrics", name="score"),
+        node(_identity, "model", "curves", name="plot"),
+        node(_identity, "raw", "other", name="unrelated"),
+    ])
+    behind = {n.name: count for n, count in _nodes_behind(pipe).items()}
+    assert behind == {"train": 2, "predict": 1, "score": 0, "plot": 0, "unrelated": 0}
+
+
+def test_dispatch_starts_cheap_results_before_training_then_follows_the_critical_path() -> None:
+    """The main job's baseline and graphs before any seed trains (as the sequential runner does)."""
+    from streamguard.pipeline_registry import register_pipelines
+    from streamguard.runners import DaskRunner
+
+    pipe = register_pipelines()["__default__"]
+    order = [node.name for node in DaskRunner(dashboard_address=None)._dispatch_order(pipe)]
+    first_training = min(i for i, name in enumerate(order) if name.endswith(".train"))
+    for cheap in ("load_and_validate", "deduplicate", "build_graphs", "baseline.seed_0.fit_and_score"):
+        assert order.index(cheap) < first_training, order[: first_training + 1]
+    # After them: a training node (a long chain behind it) before any plot (nothing behind it).
+    assert order.index("fusion.seed_2.train") < min(order.index(name) for name in order if name.endswith(".plot_curves"))
+    assert sorted(order) == sorted(node.name for node in pipe.nodes)
+
+
+def test_warm_start_prepares_the_workers_before_the_run_and_falls_back_when_it_fails(monkeypatch, caplog) -> None:
+    """scripts/run.sh's warm_start: the cluster and the workers' imports start with the runner (kedro run
+    builds it before its session sets up); a failed warm start still runs, on a cluster started then."""
+    import logging
+
+    from kedro.io import DataCatalog, MemoryDataset
+    from kedro.pipeline import Pipeline, node
+
+    from streamguard.runners import DaskRunner
+    from streamguard.runners import dask_runner
+
+    pipe = Pipeline([node(_identity, "raw", "data", name="load"), node(_torch_threads, "data", "threads", name="threads")])
+    runner = DaskRunner(n_workers=2, threads_per_worker=1, dashboard_address=None, warm_start="true")
+    assert runner._warming is not None
+    runner._warming.join(timeout=120)
+    assert "cluster" in runner._warm and "error" not in runner._warm  # started and warmed before run()
+    outputs = runner.run(pipe, DataCatalog({"raw": MemoryDataset(1)}))
+    assert outputs["threads"].load() == max(1, (os.cpu_count() or 1) // 2)
+    assert runner._warm == {} and runner._warming is None
+
+    calls = []
+    real = DaskRunner._start_local_cluster
+
+    def fail_first(self):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("no ports")
+        return real(self)
+
+    monkeypatch.setattr(DaskRunner, "_start_local_cluster", fail_first)
+    with caplog.at_level(logging.WARNING, logger=dask_runner.__name__):
+        runner = DaskRunner(n_workers=2, threads_per_worker=1, dashboard_address=None, warm_start=True)
+        outputs = runner.run(pipe, DataCatalog({"raw": MemoryDataset(1)}))
+    assert outputs["threads"].load() >= 1 and len(calls) == 2
+    assert "warm start failed (no ports)" in caplog.text
