@@ -3,8 +3,9 @@
 Built on the runner of Kedro's Dask deployment guide, adapted to Kedro 1.x's ``Task``: each node
 is one Dask task whose dependencies are the futures of the nodes it needs; independent seeds and
 tracks run side by side: a node is submitted once its inputs exist, to a worker thread that is free
-(cheap results first, then the ready node with the longest chain of nodes behind it), since the scheduler's data locality alone would queue every chain behind the
-data nodes' worker. With GPU workers, Dask's resource-aware scheduler places every task instead.
+(cheap results first, then the ready node with the longest chain of nodes behind it), since the
+scheduler's data locality alone would queue every chain behind the data nodes' worker. With GPU
+workers, Dask's resource-aware scheduler places every task instead.
 
 * Persisted datasets (parquet, checkpoints, metrics files) are read and written by the workers
   themselves, so every worker must see the project's files (one machine, or a shared folder) and
@@ -239,7 +240,7 @@ class DaskRunner(AbstractRunner):
                 return future
 
             # GPU resources: Dask's resource-aware scheduler places every task. Otherwise a node is
-            # submitted once its inputs exist, to a free worker thread, in pipeline order: by data
+            # submitted once its inputs exist, to a free worker thread, in ``_dispatch_order``: by data
             # locality alone Dask queued every seed's chain on the worker holding the shared data
             # nodes' results, and a fixed chain-to-worker deal left one worker idle while the other
             # still had a seed to train.
