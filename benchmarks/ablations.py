@@ -24,7 +24,8 @@ transformer`` and so on) with dotted ``--params`` overrides, so each variant cos
    data_processing is not changed); baseline, transformer and gnn on it;
 3. **class weights**: ``training.class_weighting=balanced`` for transformer and gnn;
 4. **GNN edge types**: ``graphs.edge_types`` [ast] / [ast, control_flow, data_flow] /
-   [ast, next_token] against all four;
+   [ast, next_token] against all four; the GNN's model: the Devign paper's GGNN, and the default
+   preset's former width (hidden 64, 3 layers, ``gnn_h64_3_layers``) against today's (128, 2);
 5. **fusion encoders**: frozen (reference, ``fusion_balanced``) against fine-tuned
    (``preset=fusion_finetune``), run in the reference copy so it fuses the reference checkpoints;
 6. **ensembling**: per-seed mean against the seed ensemble (logits averaged), for every run.
@@ -119,6 +120,9 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("gnn_ggnn_devign", "4 GNN edges", "gnn.arch=ggnn, 4 steps, gnn.pooling=devign (the Devign paper's GGNN "
             "with its convolutional readout), 4 epochs: a GGNN step costs ~5x a GCN step on CPU", ("gnn",), ("data_processing", "gnn"),
             ("gnn.arch=ggnn", "gnn.num_layers=4", "gnn.pooling=devign", "gnn.training.epochs=4", "gnn.training.early_stopping_patience=2")),
+    Variant("gnn_h64_3_layers", "4 GNN model", "gnn.hidden_dim=64, gnn.num_layers=3: the default GNN preset before "
+            "2026-11-30 (now hidden 128, 2 layers)", ("gnn",), ("data_processing", "gnn"),
+            ("gnn.hidden_dim=64", "gnn.num_layers=3")),
     Variant("pretrained_encoder", "6 pretraining", "MLM-pretrained encoder (pipeline `pretraining` on the train "
             "split's functions), transformer fine-tuned from it (preset=devign_cpu_pretrained)", ("transformer",),
             ("data_processing", "pretraining", "transformer"), ("preset=devign_cpu_pretrained",)),

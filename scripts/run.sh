@@ -4,8 +4,8 @@
 #
 # With 2 or more cores and no --runner given, the seeds and tracks train side by side in two worker
 # processes (streamguard.runners.DaskRunner: a local cluster on loopback, the cores split between
-# them): on the idle 2-core machine 390 s instead of 539 s for one process with two threads, whose
-# tiny models use the second thread poorly (BENCHMARKS.md, "The main job"). STREAMGUARD_SEQUENTIAL=1,
+# them): tiny models use a second torch thread poorly, so two one-thread workers finish sooner than one
+# process with two threads (BENCHMARKS.md, "The main job"). STREAMGUARD_SEQUENTIAL=1,
 # or any --runner, runs the Kedro way instead (Kedro-Viz's workflow view needs a sequential run).
 set -euo pipefail
 cd "$(dirname "$0")/.."

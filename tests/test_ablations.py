@@ -96,6 +96,28 @@ def test_edge_type_variants_pass_lists_as_runtime_params(ablations):
     assert runtime == {"graphs": {"max_nodes": 512, "edge_types": ["ast"]}}
 
 
+def test_every_variant_override_names_an_existing_parameter(ablations, project_copy):
+    """A misspelt dotted override (``gnn.hiden_dim=64``) would add a key nothing reads: the variant
+    would silently rerun the reference."""
+    from kedro.config import OmegaConfigLoader
+
+    from streamguard import settings
+
+    params = OmegaConfigLoader(str(project_copy / "conf"), **settings.CONFIG_LOADER_ARGS)["parameters"]
+    checked = 0
+    for variant in ablations.VARIANTS:
+        for override in variant.params:
+            key = override.split("=", 1)[0]
+            if key == "preset":
+                continue
+            node = params
+            for part in key.split("."):
+                assert isinstance(node, dict) and part in node, f"{variant.name}: {key} is not a parameter"
+                node = node[part]
+            checked += 1
+    assert checked >= 8  # the class-weight, GGNN and GNN-width variants at least
+
+
 def test_normalised_copies_of_the_reference_rows(ablations, tmp_path):
     import gzip
     import json
