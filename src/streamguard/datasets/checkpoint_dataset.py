@@ -34,6 +34,21 @@ class TorchCheckpointDataset(AbstractDataset[dict, "dict | None"]):
         self._how_to_produce = how_to_produce
         self.metadata = metadata
 
+    @property
+    def filepath(self) -> Path:
+        """Where the checkpoint lives (read by the scan index, which records it for later scans)."""
+        return self._filepath
+
+    @property
+    def how_to_produce(self) -> str:
+        """The command that writes it, quoted when it is missing."""
+        return self._how_to_produce
+
+    @property
+    def on_demand(self) -> bool:
+        """Whether loading returns a reader instead of the checkpoint."""
+        return self._on_demand
+
     def load(self) -> dict | None | Callable[[], dict | None]:
         return self._read if self._on_demand else self._read()
 

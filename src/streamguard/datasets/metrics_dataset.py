@@ -33,6 +33,11 @@ class MetricsDataset(AbstractDataset[dict, dict]):
         self._log_to_mlflow = log_to_mlflow
         self.metadata = metadata
 
+    @property
+    def filepath(self) -> Path:
+        """Where the metrics file lives (read by the scan index)."""
+        return self._filepath
+
     def load(self) -> dict | None:
         try:
             return json.loads(self._filepath.read_text(encoding="utf-8"))

@@ -79,14 +79,14 @@ def remember(project_dir: Path, track: str, catalog: Any, seeds: Sequence[int], 
         checkpoints = []
         for seed in seeds:
             dataset = catalog.get(f"{track}.seed_{seed}.checkpoint")
-            if _type_name(dataset) != _CHECKPOINT_TYPE or dataset._describe().get("on_demand"):
+            if _type_name(dataset) != _CHECKPOINT_TYPE or dataset.on_demand:
                 return
-            checkpoints.append({"path": str(dataset._filepath), "how_to_produce": str(dataset._how_to_produce or "")})
+            checkpoints.append({"path": str(dataset.filepath), "how_to_produce": str(dataset.how_to_produce or "")})
         name = f"{track}.ensemble_metrics"
         metrics_dataset = catalog.get(name)
         if _type_name(metrics_dataset) != _METRICS_TYPE:
             return
-        filepath = metrics_dataset._describe().get("filepath")
+        filepath = metrics_dataset.filepath
         entry = {
             "fingerprint": conf_fingerprint(project_dir),
             "seeds": [int(seed) for seed in seeds],
