@@ -64,3 +64,40 @@ def test_choose_from_full_range_picks_the_wider_optimum_and_applies_it_to_test()
 def test_unknown_choose_from_is_rejected():
     with pytest.raises(ValueError, match="choose_from"):
         SweepSpec(choose_from="test")
+
+
+def _frame(probs, labels=EDGE_LABELS):
+    probs = np.asarray(probs, dtype=float)
+    logits = np.stack([np.zeros_like(probs), np.log(probs / (1 - probs))], axis=1)
+    from streamguard.evaluation.scoring import logits_frame
+
+    return logits_frame(np.arange(len(labels)), np.asarray(labels), logits)
+
+
+def test_the_warning_names_the_model_it_is_about(caplog):
+    """A default run scores nine seeds, three ensembles and a stacked model: each warning must say which."""
+    from streamguard.evaluation.scoring import metrics_from_logits
+
+    with caplog.at_level(logging.WARNING, logger="streamguard.evaluation.metrics"):
+        metrics_from_logits(_frame(EDGE_PROBS), None, track="gnn", seed=2)
+        metrics_from_logits(_frame(EDGE_PROBS), None, track="fusion")
+    messages = [record.getMessage() for record in caplog.records]
+    assert len(messages) == 2
+    assert messages[0].startswith("gnn.seed_2: the validation-chosen threshold 0.30 sits on the edge")
+    assert messages[1].startswith("fusion ensemble: the validation-chosen threshold 0.30")
+
+
+def test_an_ensemble_warns_for_itself_not_again_for_its_seeds(caplog):
+    """Each seed's score node has already warned; the ensemble's per-seed F1 recomputation stays quiet."""
+    from streamguard.evaluation.ensemble import ensemble_track
+
+    per_seed = {seed: {"valid": _frame(EDGE_PROBS), "test": _frame(EDGE_PROBS)} for seed in (0, 1, 2)}
+    with caplog.at_level(logging.WARNING, logger="streamguard.evaluation.metrics"):
+        metrics, _, _ = ensemble_track("transformer", per_seed)
+    edge = [record.getMessage() for record in caplog.records if "edge of the" in record.getMessage()]
+    assert metrics["threshold_at_sweep_edge"] is True
+    assert len(edge) == 1 and edge[0].startswith("transformer ensemble: ")
+    # Quiet is only the warning: the metrics are the same as with it.
+    quiet, loud = compute_metrics(EDGE_LABELS, EDGE_PROBS, warn_at_edge=False), compute_metrics(EDGE_LABELS, EDGE_PROBS)
+    quiet.pop("timestamp"), loud.pop("timestamp")
+    assert quiet == loud and quiet["threshold_at_sweep_edge"] is True

@@ -117,8 +117,10 @@ def ensemble_track(
     per_seed_f1 = [
         {
             "seed": seed,
+            # The seed's own score node already warned about a threshold on the sweep's edge.
             "f1_at_best_threshold": compute_metrics(
-                per_seed[seed]["valid"]["label"].to_numpy(), per_seed[seed]["valid"]["prob"].to_numpy(), spec=sweep_spec(sweep)
+                per_seed[seed]["valid"]["label"].to_numpy(), per_seed[seed]["valid"]["prob"].to_numpy(), spec=sweep_spec(sweep),
+                warn_at_edge=False,
             )["f1_at_best_threshold"],
         }
         for seed in seeds

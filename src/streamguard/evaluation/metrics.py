@@ -251,14 +251,18 @@ def compute_metrics(
     test_labels: Any | None = None,
     test_probs: Any | None = None,
     spec: SweepSpec = SweepSpec(),
+    name: str | None = None,
+    warn_at_edge: bool = True,
 ) -> dict[str, Any]:
     """The metrics dict written to every metrics.json (JSON-serialisable; floats rounded to 6 decimals).
 
     The threshold is chosen on ``valid`` (first maximum of F1 over the grid, or over 0.01-0.99 when
     ``spec.choose_from == "full_range"``). When test arrays are given, the ``test`` block applies that same threshold
     to test, so the test numbers are an honest held-out estimate. A sweep optimum on the grid's edge means the real
-    optimum may lie outside it: ``threshold_at_sweep_edge`` is then true (with a warning), and
-    ``best_threshold_full_range`` / ``f1_at_best_threshold_full_range`` always give the 0.01-0.99 optimum beside it.
+    optimum may lie outside it: ``threshold_at_sweep_edge`` is then true (with a warning that starts with
+    ``name``, the model it is about, unless ``warn_at_edge`` is false: a recomputation of metrics already
+    reported), and ``best_threshold_full_range`` / ``f1_at_best_threshold_full_range`` always give the
+    0.01-0.99 optimum beside it.
     """
     from sklearn.metrics import average_precision_score, roc_auc_score
 
@@ -271,11 +275,11 @@ def compute_metrics(
     sweep_best = _best_row(sweep)
     full_best = _best_row(_f1_rows(labels, probs, FULL_RANGE))
     at_edge = spec.start < spec.stop and sweep_best["threshold"] in (spec.start, spec.stop)
-    if at_edge:
+    if at_edge and warn_at_edge:
         better = full_best["f1"] > sweep_best["f1"]
         logger.warning(
-            "the validation-chosen threshold %.2f sits on the edge of the %.2f-%.2f sweep (F1 %.4f): %s %.2f (F1 %.4f). %s",
-            sweep_best["threshold"], spec.start, spec.stop, sweep_best["f1"],
+            "%sthe validation-chosen threshold %.2f sits on the edge of the %.2f-%.2f sweep (F1 %.4f): %s %.2f (F1 %.4f). %s",
+            f"{name}: " if name else "", sweep_best["threshold"], spec.start, spec.stop, sweep_best["f1"],
             "the optimum lies outside it, over 0.01-0.99 the best is" if better
             else "no threshold outside it does better (over 0.01-0.99 the first best is",
             full_best["threshold"], full_best["f1"],

@@ -30,15 +30,24 @@ def sweep_spec(sweep: Mapping[str, float] | None) -> SweepSpec:
 
 
 def metrics_from_logits(
-    valid: pd.DataFrame, test: pd.DataFrame | None, sweep: Mapping[str, float] | None = None, **extra: Any
+    valid: pd.DataFrame, test: pd.DataFrame | None, sweep: Mapping[str, float] | None = None,
+    warn_at_edge: bool = True, **extra: Any
 ) -> dict[str, Any]:
-    """Metrics on valid, and on test at the threshold chosen on valid; ``extra`` keys are added first."""
+    """Metrics on valid, and on test at the threshold chosen on valid; ``extra`` keys are added first.
+
+    Warnings name the model from ``extra``: ``<track>.seed_<s>`` for a seed, ``<track> ensemble`` otherwise;
+    ``warn_at_edge=False`` for a recomputation of metrics whose node already warned.
+    """
+    track, seed = extra.get("track"), extra.get("seed")
+    name = None if track is None else f"{track}.seed_{seed}" if seed is not None else f"{track} ensemble"
     metrics = compute_metrics(
         valid["label"].to_numpy(),
         valid["prob"].to_numpy(),
         None if test is None else test["label"].to_numpy(),
         None if test is None else test["prob"].to_numpy(),
         spec=sweep_spec(sweep),
+        name=name,
+        warn_at_edge=warn_at_edge,
     )
     return {**extra, **metrics}
 

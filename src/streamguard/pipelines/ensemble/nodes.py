@@ -130,7 +130,8 @@ def final_report(*inputs: Any, tracks: list[str], seeds: list[int]):
     sweep, baseline_valid, baseline_test = inputs[position + 2 : position + 5]
     baseline = None
     if baseline_valid is not None and baseline_test is not None:
-        baseline = metrics_from_logits(baseline_valid, baseline_test, sweep, track=BASELINE_TRACK)
+        # The baseline's own score node already warned about a threshold on the sweep's edge.
+        baseline = metrics_from_logits(baseline_valid, baseline_test, sweep, warn_at_edge=False, track=BASELINE_TRACK)
     else:
         logger.warning("The final report has no baseline row: run `kedro run --pipeline baseline` to add it.")
     comparisons = {}
