@@ -228,8 +228,9 @@ class GNNClassifier(nn.Module):
             "add_reverse_edges": bool(add_reverse_edges),
             "heads": int(heads),
         }
-        if lite and gnn_lite.lite_gnn_unsupported(self._config):
-            raise ValueError(f"lite GNN: {gnn_lite.lite_gnn_unsupported(self._config)}")
+        unsupported = gnn_lite.lite_gnn_unsupported(self._config) if lite else None
+        if unsupported:
+            raise ValueError(f"lite GNN: {unsupported}")
         self.lite = bool(lite)
         self.arch = arch
         self.pooling = pooling
